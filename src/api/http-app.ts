@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express } from 'express';
+import { AppError } from '../errors';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import type { Orders } from '../orders/orders';
+import type { SagaLog } from '../sagas/saga-log';
+import type { Shows } from '../shows/shows';
+import type { Failpoints } from '../support/failpoints';
+import type { TokenSigner } from '../users/tokens';
+import type { Users } from '../users/users';
+import { errorHandler } from './error-handler';
+import { adminRoutes } from './routes/admin';
+import { publicRoutes } from './routes/public';
+
+export interface HealthCheck {
+  name: 'mysql' | 'redis' | 'rabbitmq';
+  check(): Promise<boolean>;
+}
+
+export interface ApiDeps {
+  logger: Logger;
+  metrics: Metrics;
+  tokens: TokenSigner;
+  adminToken: string;
+  users: Users;
+  shows: Shows;
+  orders: Orders;
+  sagaLog: SagaLog;
+  failpoints: Failpoints;
+  health: HealthCheck[];
+}
+
+const withTimeout = <T>(promise: Promise<T>, ms: number, fallback: T) =>
+  Promise.race([promise.catch(() => fallback), new Promise<T>((resolve) => setTimeout(() => resolve(fallback), ms).unref())]);
+
+export function createHttpApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // Liveness: the process alone, no dependency touched (the benchmarks' baseline).
+  app.get('/livez', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.use((req, res, next) => {
+    const requestId = /^[\w.:-]{1,128}$/.test(req.get('x-request-id') ?? '') ? (req.get('x-request-id') as string) : randomUUID();
+    res.set('X-Request-Id', requestId);
+    res.locals.logger = deps.logger.child({ requestId });
+    const stop = deps.metrics.httpDuration.startTimer({ method: req.method });
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      stop({ route, status: String(res.statusCode) });
+      res.locals.logger.http('request', { method: req.method, route, status: res.statusCode });
+    });
+    next();
+  });
+
+  app.get('/health', async (_req, res) => {
+    const results = await Promise.all(deps.health.map(async (h) => [h.name, await withTimeout(h.check(), 2_000, false)] as const));
+    const body: Record<string, string> = { status: results.every(([, up]) => up) ? 'ok' : 'degraded' };
+    for (const [name, up] of results) body[name] = up ? 'up' : 'down';
+    res.status(body.status === 'ok' ? 200 : 503).json(body);
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  app.use(express.json({ limit: '64kb', strict: true }));
+  app.use('/api/admin', adminRoutes(deps));
+  app.use('/api', publicRoutes(deps));
+  app.use((req) => {
+    throw new AppError('NOT_FOUND', `no route ${req.method} ${req.path}`);
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}

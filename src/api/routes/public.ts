@@ -1,0 +1,42 @@
+import { Router } from 'express';
+import type { ApiDeps } from '../http-app';
+import { requireUser, userIdOf } from '../auth';
+import { parse, pathId, schemas } from '../validation';
+
+/** Users, shows and orders: what a ticket buyer's client calls. */
+export function publicRoutes(deps: ApiDeps): Router {
+  const router = Router();
+  const authenticated = requireUser(deps.tokens);
+
+  router.post('/users', async (req, res) => {
+    const body = parse(schemas.createUser, req.body);
+    res.status(201).json(await deps.users.create(body));
+  });
+
+  router.get('/users/me', authenticated, async (req, res) => {
+    res.json(await deps.users.get(userIdOf(req)));
+  });
+
+  router.get('/shows/:id', async (req, res) => {
+    res.json(await deps.shows.getWithAvailability(pathId(req.params.id, 'show')));
+  });
+
+  router.get('/shows/:id/seats', async (req, res) => {
+    res.json(await deps.shows.seats(pathId(req.params.id, 'show')));
+  });
+
+  router.post('/orders', authenticated, async (req, res) => {
+    const body = parse(schemas.createOrder, req.body);
+    res.status(201).json(await deps.orders.place(userIdOf(req), body, res.locals.logger));
+  });
+
+  router.get('/orders', authenticated, async (req, res) => {
+    res.json(await deps.orders.list(userIdOf(req)));
+  });
+
+  router.get('/orders/:id', authenticated, async (req, res) => {
+    res.json(await deps.orders.get(userIdOf(req), pathId(req.params.id, 'order')));
+  });
+
+  return router;
+}

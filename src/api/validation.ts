@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { AppError } from '../errors';
+import { isIdString } from '../support/ids';
+
+/** Ids travel as decimal strings (they may exceed 2^53). */
+export const idString = z.string().refine(isIdString, 'must be an id: a string of digits');
+
+export const cents = (max: number) => z.number().int('must be a whole number of cents').min(0).max(max);
+
+export const schemas = {
+  createUser: z.strictObject({
+    name: z.string().trim().min(1).max(100),
+    payPassword: z.string().min(6, 'must be at least 6 characters').max(128),
+  }),
+  credit: z.strictObject({
+    amountCents: cents(1_000_000_000_00).refine((n) => n > 0, 'must be positive'),
+  }),
+  createShow: z
+    .strictObject({
+      title: z.string().trim().min(1).max(200),
+      startsAt: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-31T20:00:00Z' }),
+      priceCents: cents(100_000_000),
+      rows: z.number().int().min(1).max(1000),
+      seatsPerRow: z.number().int().min(1).max(1000),
+    })
+    .refine((show) => show.rows * show.seatsPerRow <= 100_000, { message: 'a show has at most 100000 seats', path: ['rows'] }),
+  createOrder: z.strictObject({
+    showId: idString,
+    seatIds: z
+      .array(idString)
+      .min(1, 'must name at least one seat')
+      .max(50, 'at most 50 seats per order')
+      .refine((ids) => new Set(ids).size === ids.length, 'must not name a seat twice'),
+  }),
+  failpoint: z.strictObject({
+    action: z.enum(['throw', 'off', 'delay', 'crash']),
+    ms: z.number().int().min(0).max(600_000).optional(),
+    count: z.number().int().min(1).optional(),
+  }),
+};
+
+/** Parses `input` or throws VALIDATION_FAILED naming every bad field. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  if (input === undefined || input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new AppError('VALIDATION_FAILED', 'the body must be a JSON object (Content-Type: application/json)');
+  }
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => ({
+    field: issue.path.join('.') || '(body)',
+    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
+  }));
+  throw new AppError('VALIDATION_FAILED', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+}
+
+/** A path id that is not an id string cannot name anything: 404. */
+export function pathId(value: string | string[] | undefined, what: string): string {
+  if (typeof value !== 'string' || !isIdString(value)) throw new AppError('NOT_FOUND', `${what} not found`);
+  return value;
+}

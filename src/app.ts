@@ -1,0 +1,212 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { createHttpApp, type HealthCheck } from './api/http-app';
+import { compensationHandler, type CompensationListener } from './compensation/listener-runtime';
+import { orderDeleteListener } from './compensation/order-delete';
+import { seatReleaseListener } from './compensation/seat-release';
+import type { Config, Role } from './config';
+import { redactUrl } from './config';
+import { createDb, ensureDatabase, type Db } from './db/database';
+import { connectRedis, createRedis, type RedisClient } from './db/redis';
+import { SeatInventory } from './inventory/seat-inventory';
+import { Broker } from './messaging/broker';
+import { OutboxRelay } from './messaging/outbox';
+import { buildTopology, type Topology } from './messaging/topology';
+import { createLogger, type Logger } from './observability/logger';
+import { createMetrics, type Metrics } from './observability/metrics';
+import { Orders } from './orders/orders';
+import { SagaEngine } from './sagas/engine';
+import { orderSaga } from './sagas/order-saga';
+import { RecoverySweeper } from './sagas/recovery-sweeper';
+import { SagaLog } from './sagas/saga-log';
+import { Shows } from './shows/shows';
+import { Failpoints } from './support/failpoints';
+import { IdGenerator, MAX_WORKER_ID } from './support/ids';
+import { Periodic } from './support/periodic';
+import { retryWithBackoff } from './support/retry';
+import { systemClock, type Clock } from './support/time';
+import { loadAuthSecret, TokenSigner } from './users/tokens';
+import { Users } from './users/users';
+
+/** A running seat-saga process: every part it built, and the way to stop it. */
+export interface App {
+  config: Config;
+  role: Role;
+  logger: Logger;
+  db: Db;
+  redis: RedisClient;
+  broker: Broker;
+  topology: Topology;
+  metrics: Metrics;
+  failpoints: Failpoints;
+  inventory: SeatInventory;
+  sagaLog: SagaLog;
+  relay: OutboxRelay;
+  sweeper: RecoverySweeper;
+  /** The HTTP server's URL (api and all roles). */
+  url: string | null;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/**
+ * Starts seat-saga in one role: `api` (HTTP), `worker` (compensation listeners and the recovery
+ * sweeper) or `all`. Every role relays the outbox. Waits for MySQL, Redis and RabbitMQ with
+ * backoff, creating the database and running migrations on the way.
+ */
+export async function startApp(config: Config, role: Role, options: StartOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config.LOG_LEVEL, { role });
+  const clock = options.clock ?? systemClock;
+  let stopping = false;
+  const aborted = () => stopping;
+
+  logger.info('starting', { role, database: redactUrl(config.DATABASE_URL), namespace: config.NAMESPACE });
+  await retryWithBackoff('mysql', () => ensureDatabase(config), logger, { aborted });
+  const db = createDb(config);
+  await db.migrate.latest();
+  const [registration] = await db('process_registrations').insert({ hostname: hostname().slice(0, 255), pid: process.pid, role });
+  const ids = new IdGenerator(Number(registration) % (MAX_WORKER_ID + 1), clock);
+  const tokens = new TokenSigner(await loadAuthSecret(db, config.AUTH_SECRET));
+
+  const connectionName = `${config.NAMESPACE} ${role} ${hostname()}:${process.pid}`;
+  const redis = createRedis(config.REDIS_URL, logger, connectionName);
+  await connectRedis(redis, logger);
+
+  const failpoints = new Failpoints(config.ENABLE_FAILPOINTS);
+  failpoints.configureFrom(config.FAILPOINTS);
+  if (config.ENABLE_FAILPOINTS) logger.warn('failpoints are enabled: never in production', { failpoints: failpoints.list() });
+
+  const metrics = createMetrics(db);
+  const inventory = new SeatInventory(redis, db, config.NAMESPACE, logger);
+  const sagas = { order: orderSaga({ db, inventory }) };
+  const topology = buildTopology(
+    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS },
+    Object.values(sagas).flatMap((saga) => saga.steps),
+  );
+  const broker = new Broker({
+    url: config.AMQP_URL,
+    connectionName,
+    deadLetterExchange: topology.exchanges.deadLetter,
+    exchanges: topology.declaredExchanges,
+    queues: topology.declaredQueues,
+    logger,
+    onDeadLettered: (queue, reason) => metrics.deadLettered.inc({ queue, reason }),
+  });
+  await broker.start();
+
+  const sagaLog = new SagaLog(db, {
+    exchange: topology.exchanges.compensation,
+    listenersFor: (tag) => topology.listenersByTag.get(tag) ?? [],
+  });
+  const relay = new OutboxRelay(db, broker, logger, {
+    pollMs: config.OUTBOX_POLL_MS,
+    onPublished: (n) => metrics.outboxPublished.inc(n),
+  });
+  const engine = new SagaEngine(db, sagaLog, ids, failpoints, logger, () => relay.kick(), (outcome) => {
+    metrics.sagaOutcomes.inc({ type: outcome.type, status: outcome.status, tag: outcome.tag ?? '' });
+    metrics.sagaDuration.observe({ type: outcome.type, status: outcome.status }, outcome.durationMs / 1000);
+  });
+  const sweeper = new RecoverySweeper(
+    sagaLog,
+    logger,
+    { staleMs: config.SAGA_STALE_MS, compensationStaleMs: config.COMPENSATION_STALE_MS },
+    () => relay.kick(),
+  );
+  const sweeping = new Periodic('recovery sweeper', config.SWEEP_INTERVAL_MS, async () => void (await sweeper.sweepOnce()), logger);
+
+  relay.start();
+
+  if (role !== 'api') {
+    const listeners: CompensationListener[] = [seatReleaseListener(inventory), orderDeleteListener()];
+    for (const listener of listeners) {
+      await broker.consume({
+        queue: topology.listenerQueues[listener.name],
+        prefetch: config.LISTENER_PREFETCH,
+        maxDeliveries: config.MAX_DELIVERIES,
+        handler: compensationHandler(listener, {
+          db,
+          redis,
+          sagaLog,
+          failpoints,
+          logger,
+          namespace: config.NAMESPACE,
+          onOutcome: (name, outcome) => metrics.compensations.inc({ listener: name, outcome }),
+        }),
+      });
+    }
+    sweeping.start();
+    await loadSeatViews(db, inventory, logger);
+  }
+
+  let server: Server | null = null;
+  let inFlightRequests = 0;
+  let url: string | null = null;
+  if (role !== 'worker') {
+    const health: HealthCheck[] = [
+      { name: 'mysql', check: async () => (await db.raw('SELECT 1'), true) },
+      { name: 'redis', check: async () => (await redis.ping()) === 'PONG' },
+      { name: 'rabbitmq', check: async () => broker.isConnected },
+    ];
+    const users = new Users(db, tokens);
+    const shows = new Shows(db, inventory);
+    const orders = new Orders({ db, shows, engine, orderSaga: sagas.order, ids, clock, paymentWindowMs: config.PAYMENT_WINDOW_MS });
+    const http = createHttpApp({
+      logger,
+      metrics,
+      tokens,
+      adminToken: config.ADMIN_TOKEN,
+      users,
+      shows,
+      orders,
+      sagaLog,
+      failpoints,
+      health,
+    });
+    server = http.listen(config.PORT);
+    server.on('request', (_req, res) => {
+      inFlightRequests++;
+      res.on('close', () => inFlightRequests--);
+    });
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    url = `http://127.0.0.1:${port}`;
+    if (config.adminTokenGenerated) logger.warn('ADMIN_TOKEN not set: generated one for this run', { adminToken: config.ADMIN_TOKEN });
+  }
+
+  logger.info(url ? `seat-saga listening on ${url}` : 'seat-saga worker running', { role, url, namespace: config.NAMESPACE });
+
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping: no new requests or messages; finishing those in flight', { role });
+    if (server) {
+      const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+      server.closeIdleConnections();
+      while (inFlightRequests > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+      server.closeAllConnections();
+      await closed;
+    }
+    await broker.stopConsuming();
+    await sweeping.stop();
+    await relay.stop();
+    await broker.close();
+    redis.disconnect();
+    await db.destroy();
+    logger.info('stopped', { role });
+  }
+
+  return { config, role, logger, db, redis, broker, topology, metrics, failpoints, inventory, sagaLog, relay, sweeper, url, stop };
+}
+
+/** Rebuilds the Redis view of every current show that lacks one (Redis lost its data). */
+async function loadSeatViews(db: Db, inventory: SeatInventory, logger: Logger): Promise<void> {
+  const shows: string[] = await db('shows').where('starts_at', '>', db.raw('NOW(3) - INTERVAL 1 DAY')).pluck('id');
+  for (const showId of shows) await inventory.ensureLoaded(showId);
+  logger.info('seat views checked', { shows: shows.length });
+}

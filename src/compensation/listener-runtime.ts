@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { inTransaction, isDuplicateKey, type Db, type Tx } from '../db/database';
+import type { RedisClient } from '../db/redis';
+import { UnprocessableMessageError, type Delivery } from '../messaging/broker';
+import type { ListenerName } from '../messaging/topology';
+import type { Logger } from '../observability/logger';
+import type { Failpoints } from '../support/failpoints';
+import type { CompensationMessage, SagaLog } from '../sagas/saga-log';
+
+/**
+ * A compensating listener: `undo` runs inside the transaction that records the compensation, so
+ * the database commits the effect at most once per (saga, tag, listener). `afterCommit` is for
+ * effects outside the database (the Redis seat view); it must be idempotent, because it runs
+ * again whenever a delivery finds the database part already done.
+ */
+export interface CompensationListener {
+  name: ListenerName;
+  undo(trx: Tx, message: CompensationMessage): Promise<{ changed: boolean; detail: string }>;
+  afterCommit?(message: CompensationMessage): Promise<void>;
+}
+
+const messageSchema = z.object({
+  sagaId: z.string().regex(/^\d+$/),
+  sagaType: z.string(),
+  tag: z.string(),
+  failedStep: z.string(),
+  input: z.record(z.string(), z.unknown()),
+});
+
+export type ListenerOutcome = 'done' | 'noop' | 'duplicate-redis' | 'duplicate-db' | 'busy';
+
+export class CompensationBusyError extends Error {
+  constructor(key: string) {
+    super(`another delivery holds ${key}; retrying later`);
+    this.name = 'CompensationBusyError';
+  }
+}
+
+export interface ListenerRuntimeDeps {
+  db: Db;
+  redis: RedisClient;
+  sagaLog: SagaLog;
+  failpoints: Failpoints;
+  logger: Logger;
+  namespace: string;
+  onOutcome?: (listener: ListenerName, outcome: ListenerOutcome) => void;
+}
+
+/**
+ * A delivery in progress holds its key for this long; a crashed one's lease then runs out. The lease
+ * only saves work: correctness rests on the database record, so a lease that runs out under a slow
+ * handler costs a blocked duplicate, never a second effect.
+ */
+const LEASE_MS = 5_000;
+/** A finished compensation is remembered in Redis this long (the database remembers forever). */
+const DONE_TTL_SECONDS = 2 * 24 * 3600;
+
+const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Wraps a listener with the exactly-once discipline every compensation follows:
+ *  1. take the Redis key (listener, saga, tag) with SET NX as a short lease; a key that says
+ *     "done" means a duplicate: ack without acting;
+ *  2. in one database transaction: insert the compensation record (its primary key refuses a
+ *     second one even when Redis lost the key), apply the undo, count the listener finished;
+ *  3. after commit: the idempotent non-database part, then mark the key "done" for two days;
+ *  4. on failure: give the key back so the retry can take it.
+ */
+export function compensationHandler(listener: CompensationListener, deps: ListenerRuntimeDeps) {
+  const { db, redis, sagaLog, failpoints, namespace } = deps;
+  const outcome = (value: ListenerOutcome) => deps.onOutcome?.(listener.name, value);
+
+  return async (delivery: Delivery): Promise<void> => {
+    const parsed = messageSchema.safeParse(delivery.body);
+    if (!parsed.success) throw new UnprocessableMessageError(`not a compensation message: ${parsed.error.issues[0].message}`);
+    const message = parsed.data as CompensationMessage;
+    const logger = deps.logger.child({ sagaId: message.sagaId, tag: message.tag, listener: listener.name });
+    const key = `${namespace}:dedupe:${listener.name}:${message.sagaId}:${message.tag}`;
+    const lease = `lease:${randomUUID()}`;
+
+    if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) !== 'OK') {
+      const value = await redis.get(key);
+      if (value === 'done') {
+        logger.info('duplicate compensation ignored (redis)', { deliveryCount: delivery.deliveryCount });
+        outcome('duplicate-redis');
+        return;
+      }
+      // Another delivery holds the lease, or held it and died. If the database says done, this
+      // one is a duplicate; if not, retry once that delivery finished or its lease ran out.
+      if (await alreadyRecorded(db, message, listener.name)) {
+        await listener.afterCommit?.(message);
+        logger.info('duplicate compensation ignored (database)', { deliveryCount: delivery.deliveryCount });
+        outcome('duplicate-db');
+        return;
+      }
+      outcome('busy');
+      throw new CompensationBusyError(key);
+    }
+
+    try {
+      await failpoints.hit(`listener.${listener.name}.before`);
+      const result = await inTransaction(db, async (trx) => {
+        // Serializes the listeners of one saga, so exactly one of them sees the last pending count.
+        const saga = await trx('sagas').where({ id: message.sagaId }).forUpdate().first('status');
+        if (!saga) throw new Error(`saga ${message.sagaId} does not exist`);
+        try {
+          await trx('saga_compensations').insert({
+            saga_id: message.sagaId,
+            tag: message.tag,
+            listener: listener.name,
+            status: 'NOOP',
+            detail: 'in progress',
+          });
+        } catch (err) {
+          if (isDuplicateKey(err)) return 'duplicate' as const;
+          throw err;
+        }
+        const { changed, detail } = await listener.undo(trx, message);
+        await trx('saga_compensations')
+          .where({ saga_id: message.sagaId, tag: message.tag, listener: listener.name })
+          .update({ status: changed ? 'DONE' : 'NOOP', detail: detail.slice(0, 255) });
+        await sagaLog.listenerFinished(trx, message.sagaId);
+        return { changed, detail };
+      });
+      await listener.afterCommit?.(message);
+      await failpoints.hit(`listener.${listener.name}.after`);
+      await redis.set(key, 'done', 'EX', DONE_TTL_SECONDS);
+
+      if (result === 'duplicate') {
+        logger.info('duplicate compensation ignored (database)', { deliveryCount: delivery.deliveryCount });
+        outcome('duplicate-db');
+      } else {
+        logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail });
+        outcome(result.changed ? 'done' : 'noop');
+      }
+    } catch (err) {
+      await redis.eval(RELEASE_LEASE, 1, key, lease).catch(() => {});
+      throw err;
+    }
+  };
+}
+
+async function alreadyRecorded(db: Db, message: CompensationMessage, listener: string): Promise<boolean> {
+  const row = await db('saga_compensations').where({ saga_id: message.sagaId, tag: message.tag, listener }).first('status');
+  return row !== undefined;
+}

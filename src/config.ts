@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+/**
+ * The one configuration module. Every variable is optional; a bad value stops start-up with
+ * one line naming the variable (see ConfigError), never a stack trace.
+ */
+
+const urlWithProtocols = (protocols: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return protocols.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const flag = z.enum(['0', '1', 'true', 'false', 'on', 'off']).transform((v) => ['1', 'true', 'on'].includes(v));
+
+const failpointSpec = z
+  .string()
+  .regex(
+    /^\s*([\w.-]+=(throw|off|delay|crash)(:\d+)?)(\s*,\s*[\w.-]+=(throw|off|delay|crash)(:\d+)?)*\s*$/,
+    'must look like order.order_add.after=throw,pay.pay_money.before=delay:500',
+  );
+
+const schema = z.object({
+  PORT: integer(0, 65535).default(3000),
+  DATABASE_URL: urlWithProtocols(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/seat_saga'),
+  REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
+  AMQP_URL: urlWithProtocols(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  NAMESPACE: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, dots, dashes or underscores')
+    .default('seat-saga'),
+  ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  ENABLE_FAILPOINTS: flag.default(false),
+  FAILPOINTS: failpointSpec.optional(),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']).default('info'),
+
+  // Secret that signs bearer tokens. When unset, one is generated once and kept in the database,
+  // so every process sharing the database verifies the same tokens.
+  AUTH_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  // How long an order may stay unpaid.
+  PAYMENT_WINDOW_MS: integer(1000).default(15 * 60 * 1000),
+  // A saga RUNNING longer than this is presumed orphaned (its process died) and compensated.
+  SAGA_STALE_MS: integer(100).default(30_000),
+  // A saga COMPENSATING longer than this gets its compensation message published again.
+  COMPENSATION_STALE_MS: integer(100).default(60_000),
+  SWEEP_INTERVAL_MS: integer(50).default(5_000),
+  OUTBOX_POLL_MS: integer(10).default(500),
+  // Delay before a failed message is delivered again, and how many deliveries it gets in all.
+  RETRY_DELAY_MS: integer(10).default(2_000),
+  MAX_DELIVERIES: integer(1, 100).default(5),
+  LISTENER_PREFETCH: integer(1, 10_000).default(32),
+  DB_POOL_MAX: integer(1, 500).default(20),
+  SHUTDOWN_TIMEOUT_MS: integer(100).default(20_000),
+});
+
+export type Role = 'all' | 'api' | 'worker';
+
+export type Config = Omit<z.output<typeof schema>, 'ADMIN_TOKEN'> & {
+  ADMIN_TOKEN: string;
+  /** True when ADMIN_TOKEN was generated at start (it is logged once). */
+  adminTokenGenerated: boolean;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, reason: string, value: unknown) {
+    super(`Invalid ${variable}=${JSON.stringify(value)}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment (or any record of strings). Throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0]);
+    throw new ConfigError(variable, issue.message, input[variable]);
+  }
+  const adminTokenGenerated = parsed.data.ADMIN_TOKEN === undefined;
+  return {
+    ...parsed.data,
+    ADMIN_TOKEN: parsed.data.ADMIN_TOKEN ?? randomBytes(24).toString('base64url'),
+    adminTokenGenerated,
+  };
+}
+
+/** The database name that DATABASE_URL points at. */
+export function databaseName(config: Pick<Config, 'DATABASE_URL'>): string {
+  const name = decodeURIComponent(new URL(config.DATABASE_URL).pathname.replace(/^\//, ''));
+  if (!/^[a-zA-Z0-9_$-]{1,64}$/.test(name)) {
+    throw new ConfigError('DATABASE_URL', 'must name a database of letters, digits, _ $ or -', config.DATABASE_URL);
+  }
+  return name;
+}
+
+/** Secrets never reach the logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparsable>';
+  }
+}

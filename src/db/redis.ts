@@ -1,0 +1,52 @@
+import Redis from 'ioredis';
+import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
+
+export type RedisClient = Redis;
+
+/**
+ * A Redis client that reconnects by itself (backoff capped at 2 s) but does not queue commands
+ * while disconnected: a request fails at once and answers 503, instead of hanging.
+ */
+export function createRedis(url: string, logger: Logger, connectionName: string): RedisClient {
+  let warned = false;
+  const redis = new Redis(url, {
+    connectionName,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (attempt) => Math.min(2_000, 50 * 2 ** attempt),
+    lazyConnect: true,
+  });
+  redis.on('error', (err) => {
+    if (!warned) logger.warn('redis unreachable, retrying', { dependency: 'redis', error: errorMessage(err) });
+    warned = true;
+  });
+  redis.on('ready', () => {
+    if (warned) logger.info('redis connected', { dependency: 'redis' });
+    warned = false;
+  });
+  return redis;
+}
+
+/** Connects, waiting (with the client's own backoff) until Redis answers. */
+export async function connectRedis(redis: RedisClient, logger: Logger): Promise<void> {
+  try {
+    await redis.connect();
+  } catch (err) {
+    logger.warn('redis unreachable, retrying', { dependency: 'redis', error: errorMessage(err) });
+  }
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
+}
+
+/** Deletes every key under a prefix (tests and operators; SCAN, never KEYS). */
+export async function deleteKeysWithPrefix(redis: RedisClient, prefix: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+  } while (cursor !== '0');
+  return deleted;
+}

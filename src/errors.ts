@@ -1,0 +1,76 @@
+/**
+ * The one error type that crosses layers. Each code has one HTTP status, set here; the API's
+ * error handler is the only place that turns errors into responses.
+ */
+export const ERROR_STATUS = {
+  VALIDATION_FAILED: 400,
+  MALFORMED_JSON: 400,
+  UNAUTHORIZED: 401,
+  INSUFFICIENT_BALANCE: 402,
+  WRONG_PAY_PASSWORD: 403,
+  NOT_FOUND: 404,
+  SEATS_TAKEN: 409,
+  SOLD_OUT: 409,
+  DUPLICATE_REQUEST: 409,
+  ORDER_NOT_PAYABLE: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  TOO_MANY_ATTEMPTS: 429,
+  INTERNAL: 500,
+  SAGA_FAILED: 500,
+  SERVICE_UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  readonly status: number;
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
+
+/** A dependency (MySQL, Redis, RabbitMQ) could not be reached: the request is refused whole. */
+export function serviceUnavailable(dependency: string, cause: unknown): AppError {
+  return new AppError('SERVICE_UNAVAILABLE', `${dependency} is unavailable, retry later`, { dependency }, { cause });
+}
+
+const MYSQL_CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+]);
+
+/** True for errors that mean "the database is not reachable", as opposed to a bad statement. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: string }).code;
+  if (code && MYSQL_CONNECTION_CODES.has(code)) return true;
+  // knex/tarn: the pool could not hand out a connection in time.
+  return err.name === 'KnexTimeoutError' || /Knex: Timeout acquiring a connection/.test(err.message);
+}
+
+/** True for ioredis errors raised while Redis is unreachable. */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(
+      err.message,
+    ) || err.name === 'MaxRetriesPerRequestError'
+  );
+}

@@ -1,0 +1,354 @@
+import amqp, {
+  type Channel,
+  type ChannelModel,
+  type ConfirmChannel,
+  type ConsumeMessage,
+  type Options,
+  type RecoveringChannelModel,
+} from 'amqplib';
+import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
+import type { ExchangeSpec, QueueSpec, WorkQueue } from './topology';
+
+/**
+ * One RabbitMQ connection per process, with amqplib's opt-in recovery: after every (re)connect
+ * the topology is declared again, the publishing confirm channel is recreated and every
+ * registered consumer starts again. Channels of a dead connection are never used: a message whose
+ * channel died is not acked (the broker redelivers it; listeners are idempotent).
+ */
+
+export class BrokerUnavailableError extends Error {
+  constructor(message = 'RabbitMQ is not connected') {
+    super(message);
+    this.name = 'BrokerUnavailableError';
+  }
+}
+
+/** Thrown by a handler for a message that no retry can fix: it goes to the DLQ at once. */
+export class UnprocessableMessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnprocessableMessageError';
+  }
+}
+
+export interface PublishOptions {
+  messageId: string;
+  headers?: Record<string, unknown>;
+}
+
+export interface Delivery<T = unknown> {
+  body: T;
+  routingKey: string;
+  /** 1 for the first delivery; counted from the broker's x-death header. */
+  deliveryCount: number;
+  redelivered: boolean;
+  messageId?: string;
+}
+
+export type MessageHandler = (delivery: Delivery) => Promise<void>;
+
+export interface ConsumerSpec {
+  queue: WorkQueue;
+  prefetch: number;
+  maxDeliveries: number;
+  handler: MessageHandler;
+}
+
+export interface BrokerOptions {
+  url: string;
+  connectionName: string;
+  deadLetterExchange: string;
+  exchanges: ExchangeSpec[];
+  queues: QueueSpec[];
+  logger: Logger;
+  /** Called after a message went to a DLQ (metrics). */
+  onDeadLettered?: (queue: string, reason: string) => void;
+}
+
+interface LiveChannel<C extends Channel = Channel> {
+  channel: C;
+  open: boolean;
+}
+
+export class Broker {
+  private connection: RecoveringChannelModel | null = null;
+  /** The connection of the moment, set by each (re)connect's setup. */
+  private model: ChannelModel | null = null;
+  private publisher: LiveChannel<ConfirmChannel> | null = null;
+  private readonly consumers: ConsumerSpec[] = [];
+  private readonly consumerChannels: Array<LiveChannel & { tag?: string }> = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private consuming = true;
+  private connected = false;
+  private connectedWaiters: Array<() => void> = [];
+
+  constructor(private readonly options: BrokerOptions) {}
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Consumers registered before or after start run on every connection from then on. */
+  async consume(spec: ConsumerSpec): Promise<void> {
+    this.consumers.push(spec);
+    if (this.connected && this.model && this.consuming) await this.startConsumer(this.model, spec);
+  }
+
+  /**
+   * Connects, retrying with backoff for as long as it takes (each failure is logged with the
+   * broker's name), and resolves once the topology is declared.
+   */
+  async start(): Promise<void> {
+    const { logger } = this.options;
+    this.connection = await amqp.connect(this.options.url, {
+      clientProperties: { connection_name: this.options.connectionName },
+      recovery: {
+        initialDelay: 250,
+        maxDelay: 5_000,
+        maxRetries: Infinity,
+        waitForConnect: false,
+        setup: (model: ChannelModel) => this.setup(model),
+      },
+    });
+    this.connection.on('connect', () => {
+      this.connected = true;
+      logger.info('rabbitmq connected', { dependency: 'rabbitmq', connection: this.options.connectionName });
+      for (const resolve of this.connectedWaiters.splice(0)) resolve();
+    });
+    this.connection.on('disconnect', (err: Error) => {
+      this.connected = false;
+      this.publisher = null;
+      this.model = null;
+      logger.warn('rabbitmq disconnected, reconnecting', { dependency: 'rabbitmq', error: errorMessage(err) });
+    });
+    this.connection.on('connect-failed', (err: Error) =>
+      logger.warn('rabbitmq unreachable, retrying', { dependency: 'rabbitmq', error: errorMessage(err) }),
+    );
+    this.connection.on('error', (err: Error) => logger.warn('rabbitmq connection error', { dependency: 'rabbitmq', error: errorMessage(err) }));
+    this.connection.on('handler-error', (err: Error, event: string) =>
+      logger.error('rabbitmq event handler threw', { event, error: errorMessage(err) }),
+    );
+    this.connection.on('blocked', (reason: string) => logger.warn('rabbitmq blocked the connection', { reason }));
+    await this.connection.waitForConnect();
+  }
+
+  /** Resolves when connected (immediately if it is). */
+  waitUntilConnected(): Promise<void> {
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve) => this.connectedWaiters.push(resolve));
+  }
+
+  private async setup(model: ChannelModel): Promise<void> {
+    const declare = await model.createChannel();
+    declare.on('error', () => {});
+    try {
+      for (const exchange of this.options.exchanges) {
+        await declare.assertExchange(exchange.name, exchange.type, { durable: true });
+      }
+      for (const queue of this.options.queues) {
+        await declare.assertQueue(queue.name, { durable: true, arguments: queue.arguments }).catch((err) => {
+          throw new Error(
+            `cannot declare queue ${queue.name} (${errorMessage(err)}); if its arguments changed (e.g. RETRY_DELAY_MS), delete the queue or restore the setting`,
+          );
+        });
+        for (const binding of queue.bindings) {
+          await declare.bindQueue(queue.name, binding.exchange, binding.routingKey);
+        }
+      }
+    } finally {
+      await declare.close().catch(() => {});
+    }
+
+    const confirm = await model.createConfirmChannel();
+    const publisher: LiveChannel<ConfirmChannel> = { channel: confirm, open: true };
+    this.watch(publisher, 'publisher');
+    this.publisher = publisher;
+
+    this.model = model;
+    this.consumerChannels.length = 0;
+    if (this.consuming) {
+      for (const spec of this.consumers) await this.startConsumer(model, spec);
+    }
+  }
+
+  private watch(live: LiveChannel, role: string): void {
+    live.channel.on('close', () => {
+      live.open = false;
+    });
+    live.channel.on('error', (err: Error) => this.options.logger.warn('rabbitmq channel error', { role, error: errorMessage(err) }));
+    live.channel.on('handler-error', (err: Error, event: string) =>
+      this.options.logger.error('rabbitmq channel handler threw', { role, event, error: errorMessage(err) }),
+    );
+  }
+
+  private async startConsumer(model: ChannelModel, spec: ConsumerSpec): Promise<void> {
+    const channel = await model.createChannel();
+    const live: LiveChannel & { tag?: string } = { channel, open: true };
+    this.watch(live, `consumer ${spec.queue.name}`);
+    await channel.prefetch(spec.prefetch);
+    const { consumerTag } = await channel.consume(spec.queue.name, (msg) => {
+      if (!msg) return; // cancelled by the broker (queue deleted); recovery re-declares it
+      const work = this.handle(live, spec, msg).finally(() => this.inFlight.delete(work));
+      this.inFlight.add(work);
+    });
+    live.tag = consumerTag;
+    this.consumerChannels.push(live);
+  }
+
+  private async handle(live: LiveChannel, spec: ConsumerSpec, msg: ConsumeMessage): Promise<void> {
+    const { logger } = this.options;
+    const deliveryCount = deliveriesSoFar(msg, spec.queue.name) + 1;
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.content.toString('utf8'));
+    } catch {
+      await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
+      return;
+    }
+    try {
+      await spec.handler({
+        body,
+        routingKey: msg.fields.routingKey,
+        deliveryCount,
+        redelivered: msg.fields.redelivered,
+        messageId: msg.properties.messageId,
+      });
+      ack(live, msg);
+    } catch (err) {
+      const unprocessable = err instanceof UnprocessableMessageError;
+      if (unprocessable || deliveryCount >= spec.maxDeliveries) {
+        await this.deadLetter(live, spec.queue, msg, unprocessable ? 'unprocessable' : 'retries-exhausted', errorMessage(err));
+      } else {
+        logger.warn('message handling failed, will retry', {
+          queue: spec.queue.name,
+          routingKey: msg.fields.routingKey,
+          deliveryCount,
+          maxDeliveries: spec.maxDeliveries,
+          error: errorMessage(err),
+        });
+        // Rejected without requeue: the queue dead-letters it into its .retry queue.
+        nack(live, msg, false);
+      }
+    }
+  }
+
+  /** Publishes the message to the queue's DLQ with the reason in its headers, then acks it. */
+  private async deadLetter(live: LiveChannel, queue: WorkQueue, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
+    const headers = {
+      ...msg.properties.headers,
+      'x-dlq-reason': reason,
+      'x-dlq-error': error.slice(0, 1000),
+      'x-dlq-queue': queue.name,
+      'x-dlq-at': new Date().toISOString(),
+      'x-original-exchange': msg.fields.exchange,
+      'x-original-routing-key': msg.fields.routingKey,
+    };
+    try {
+      await this.publishRaw(this.options.deadLetterExchange, queue.deadLetterQueue, msg.content, {
+        persistent: true,
+        messageId: msg.properties.messageId,
+        contentType: msg.properties.contentType,
+        headers,
+      });
+    } catch (err) {
+      // Not acked: the broker redelivers it and the next attempt dead-letters it again.
+      this.options.logger.error('could not move message to its DLQ', { queue: queue.name, error: errorMessage(err) });
+      nack(live, msg, true);
+      return;
+    }
+    this.options.logger.error('message moved to DLQ', {
+      queue: queue.name,
+      dlq: queue.deadLetterQueue,
+      reason,
+      error,
+      routingKey: msg.fields.routingKey,
+      messageId: msg.properties.messageId,
+    });
+    this.options.onDeadLettered?.(queue.name, reason);
+    ack(live, msg);
+  }
+
+  /** Publishes a persistent JSON message and resolves when the broker confirms it. */
+  publish(exchange: string, routingKey: string, payload: unknown, options: PublishOptions): Promise<void> {
+    return this.publishRaw(exchange, routingKey, Buffer.from(JSON.stringify(payload)), {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: options.messageId,
+      headers: options.headers,
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  }
+
+  private publishRaw(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+    const publisher = this.publisher;
+    if (!publisher || !publisher.open) return Promise.reject(new BrokerUnavailableError());
+    return new Promise<void>((resolve, reject) => {
+      try {
+        // The callback fires on the broker's ack or nack; many publishes are in flight at once.
+        publisher.channel.publish(exchange, routingKey, content, options, (err) =>
+          err ? reject(new BrokerUnavailableError(`publish not confirmed: ${errorMessage(err)}`)) : resolve(),
+        );
+      } catch (err) {
+        reject(new BrokerUnavailableError(errorMessage(err)));
+      }
+    });
+  }
+
+  /** Stops new deliveries and waits for the messages being handled to be acked. */
+  async stopConsuming(): Promise<void> {
+    this.consuming = false;
+    for (const live of this.consumerChannels) {
+      if (live.open && live.tag) await live.channel.cancel(live.tag).catch(() => {});
+    }
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    await this.stopConsuming();
+    this.connected = false;
+    await this.connection?.close().catch(() => {});
+    this.connection = null;
+  }
+
+  /** A short-lived channel for operators' and tests' one-off calls (purge, delete, inspect). */
+  async withChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
+    if (!this.connection) throw new BrokerUnavailableError();
+    const channel = await this.connection.createChannel();
+    channel.on('error', () => {});
+    try {
+      return await work(channel);
+    } finally {
+      await channel.close().catch(() => {});
+    }
+  }
+}
+
+function ack(live: LiveChannel, msg: ConsumeMessage): void {
+  // An ack on a channel that closed would be for a delivery tag the broker has forgotten; the
+  // broker redelivers the message instead, and the handler's idempotency absorbs it.
+  if (!live.open) return;
+  try {
+    live.channel.ack(msg);
+  } catch {
+    // The channel closed between the check and the ack: same as above.
+  }
+}
+
+function nack(live: LiveChannel, msg: ConsumeMessage, requeue: boolean): void {
+  if (!live.open) return;
+  try {
+    live.channel.nack(msg, false, requeue);
+  } catch {
+    // The channel closed: the broker redelivers the message.
+  }
+}
+
+/** Deliveries that ended in a rejection from this queue, as counted by the broker in x-death. */
+export function deliveriesSoFar(msg: Pick<ConsumeMessage, 'properties'>, queue: string): number {
+  const deaths = msg.properties.headers?.['x-death'];
+  if (!Array.isArray(deaths)) return 0;
+  return deaths
+    .filter((death: { queue?: string; reason?: string }) => death.queue === queue && death.reason === 'rejected')
+    .reduce((sum: number, death: { count?: number }) => sum + Number(death.count ?? 0), 0);
+}

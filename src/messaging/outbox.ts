@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import type { Db, Tx } from '../db/database';
+import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
+import type { Broker } from './broker';
+
+export interface OutboxMessage {
+  exchange: string;
+  routingKey: string;
+  messageId: string;
+  payload: unknown;
+}
+
+/** Writes a message in the caller's transaction: it reaches the broker if and only if that commits. */
+export async function enqueueMessage(trx: Tx, message: OutboxMessage): Promise<void> {
+  await trx('outbox').insert({
+    exchange: message.exchange,
+    routing_key: message.routingKey,
+    message_id: message.messageId,
+    payload: JSON.stringify(message.payload),
+  });
+}
+
+export interface OutboxRelayOptions {
+  pollMs: number;
+  batchSize?: number;
+  leaseMs?: number;
+  /** Sent rows older than this are deleted. */
+  retentionMs?: number;
+  onPublished?: (count: number) => void;
+}
+
+/**
+ * Publishes outbox rows with publisher confirms and marks them sent; runs in every process. A
+ * batch is claimed under a lease, so relays side by side do not publish the same rows, and rows
+ * of a relay that died are published by another once the lease ends. A message may still reach the
+ * broker twice (confirm lost in a crash); every consumer is idempotent.
+ */
+export class OutboxRelay {
+  private stopped = true;
+  private wake: (() => void) | null = null;
+  private kicked = false;
+  private loop: Promise<void> | null = null;
+  private lastPurge = 0;
+  private readonly relayId = randomUUID();
+
+  constructor(
+    private readonly db: Db,
+    private readonly broker: Broker,
+    private readonly logger: Logger,
+    private readonly options: OutboxRelayOptions,
+  ) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  /** Something was just committed to the outbox: publish it now rather than at the next poll. */
+  kick(): void {
+    if (this.wake) this.wake();
+    else this.kicked = true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const batchSize = this.options.batchSize ?? 200;
+    while (!this.stopped) {
+      let published = 0;
+      try {
+        if (this.broker.isConnected) published = await this.drainOnce(batchSize);
+        await this.purgeSent();
+      } catch (err) {
+        this.logger.warn('outbox relay pass failed', { error: errorMessage(err) });
+      }
+      if (published < batchSize) await this.idle();
+    }
+  }
+
+  private idle(): Promise<void> {
+    if (this.kicked) {
+      this.kicked = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(finish, this.options.pollMs);
+      this.wake = finish;
+    });
+  }
+
+  /** Claims up to `batchSize` unsent rows, publishes them, marks the confirmed ones sent. */
+  async drainOnce(batchSize = 200): Promise<number> {
+    const claim = randomUUID();
+    const leaseMs = this.options.leaseMs ?? 30_000;
+    const claimed = await this.db.raw(
+      `UPDATE outbox SET claimed_by = ?, claimed_until = NOW(3) + INTERVAL ? MICROSECOND, attempts = attempts + 1
+        WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < NOW(3))
+        ORDER BY id LIMIT ?`,
+      [claim, leaseMs * 1000, batchSize],
+    );
+    if (claimed[0].affectedRows === 0) return 0;
+    const rows: Array<{ id: string; exchange: string; routing_key: string; message_id: string; payload: string }> =
+      await this.db('outbox').select('id', 'exchange', 'routing_key', 'message_id', 'payload').where({ claimed_by: claim }).whereNull('sent_at');
+
+    const results = await Promise.allSettled(
+      rows.map((row) =>
+        this.broker.publish(row.exchange, row.routing_key, JSON.parse(row.payload), {
+          messageId: row.message_id,
+          headers: { 'x-outbox-id': row.id, 'x-relay': this.relayId },
+        }),
+      ),
+    );
+    const sent = rows.filter((_, i) => results[i].status === 'fulfilled').map((row) => row.id);
+    const failed = rows.filter((_, i) => results[i].status === 'rejected');
+    if (sent.length > 0) await this.db('outbox').whereIn('id', sent).update({ sent_at: this.db.fn.now(3), claimed_until: null });
+    if (failed.length > 0) {
+      const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+      this.logger.warn('outbox messages not confirmed, will retry', { count: failed.length, error: errorMessage(reason) });
+      await this.db('outbox')
+        .whereIn('id', failed.map((row) => row.id))
+        .update({ claimed_by: null, claimed_until: null, last_error: errorMessage(reason).slice(0, 1000) });
+    }
+    if (sent.length > 0) this.options.onPublished?.(sent.length);
+    return sent.length;
+  }
+
+  private async purgeSent(): Promise<void> {
+    const retentionMs = this.options.retentionMs ?? 24 * 3600 * 1000;
+    if (Date.now() - this.lastPurge < 60_000) return;
+    this.lastPurge = Date.now();
+    await this.db.raw('DELETE FROM outbox WHERE sent_at < NOW(3) - INTERVAL ? MICROSECOND LIMIT 10000', [retentionMs * 1000]);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The whole RabbitMQ topology, declared in one place. Names say who consumes and why; every work
+ * queue has a dead-letter twin. All names are prefixed with NAMESPACE so two instances (or a test
+ * run) never see each other's messages.
+ *
+ *   <ns>.compensation (topic)  --tag-->  <ns>.compensation.<listener>          (work queue)
+ *   <ns>.dead-letter  (direct) --<q>.retry-->  <q>.retry   (wait RETRY_DELAY_MS, then back to <q>)
+ *   <ns>.dead-letter  (direct) --<q>.dlq-->    <q>.dlq     (exhausted or unreadable messages)
+ *
+ * A work queue dead-letters rejected messages into its `.retry` queue, whose message TTL sends
+ * them back to the work queue through the default exchange. The broker counts each round trip in
+ * the message's `x-death` header, which is how consumers know how many deliveries a message had.
+ */
+
+export type ListenerName = 'seat-release' | 'order-delete' | 'balance-restore';
+
+/** What the topology needs to know of a saga: its steps' tags and who undoes each. */
+export interface CompensationRoute {
+  tag: string;
+  undoneBy: readonly ListenerName[];
+}
+
+export interface ExchangeSpec {
+  name: string;
+  type: 'topic' | 'direct' | 'fanout';
+}
+
+export interface QueueSpec {
+  name: string;
+  arguments: Record<string, unknown>;
+  bindings: Array<{ exchange: string; routingKey: string }>;
+}
+
+/** A queue that a consumer reads, with the names of its retry and dead-letter twins. */
+export interface WorkQueue {
+  name: string;
+  retryQueue: string;
+  deadLetterQueue: string;
+}
+
+export interface Topology {
+  exchanges: {
+    compensation: string;
+    deadLetter: string;
+  };
+  /** The work queue of each compensation listener. */
+  listenerQueues: Record<ListenerName, WorkQueue>;
+  /** Tag -> listeners it routes to, as bound. */
+  listenersByTag: Map<string, ListenerName[]>;
+  declaredExchanges: ExchangeSpec[];
+  declaredQueues: QueueSpec[];
+}
+
+export const LISTENERS: readonly ListenerName[] = ['seat-release', 'order-delete', 'balance-restore'];
+
+export interface TopologyOptions {
+  namespace: string;
+  retryDelayMs: number;
+}
+
+export function buildTopology({ namespace: ns, retryDelayMs }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
+  const compensation = `${ns}.compensation`;
+  const deadLetter = `${ns}.dead-letter`;
+  const declaredQueues: QueueSpec[] = [];
+
+  const workQueue = (name: string, bindings: QueueSpec['bindings']): WorkQueue => {
+    const queue = { name, retryQueue: `${name}.retry`, deadLetterQueue: `${name}.dlq` };
+    declaredQueues.push(
+      {
+        name,
+        arguments: { 'x-dead-letter-exchange': deadLetter, 'x-dead-letter-routing-key': queue.retryQueue },
+        bindings,
+      },
+      {
+        name: queue.retryQueue,
+        arguments: {
+          'x-message-ttl': retryDelayMs,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': name,
+        },
+        bindings: [{ exchange: deadLetter, routingKey: queue.retryQueue }],
+      },
+      { name: queue.deadLetterQueue, arguments: {}, bindings: [{ exchange: deadLetter, routingKey: queue.deadLetterQueue }] },
+    );
+    return queue;
+  };
+
+  const listenersByTag = new Map<string, ListenerName[]>();
+  for (const route of routes) {
+    const known = listenersByTag.get(route.tag);
+    if (known && known.join() !== route.undoneBy.join()) {
+      throw new Error(`tag ${route.tag} is declared twice with different listeners`);
+    }
+    listenersByTag.set(route.tag, [...route.undoneBy]);
+  }
+
+  const listenerQueues = {} as Record<ListenerName, WorkQueue>;
+  for (const listener of LISTENERS) {
+    const tags = [...listenersByTag].filter(([, listeners]) => listeners.includes(listener)).map(([tag]) => tag);
+    listenerQueues[listener] = workQueue(
+      `${compensation}.${listener}`,
+      tags.map((tag) => ({ exchange: compensation, routingKey: tag })),
+    );
+  }
+
+  return {
+    exchanges: { compensation, deadLetter },
+    listenerQueues,
+    listenersByTag,
+    declaredExchanges: [
+      { name: compensation, type: 'topic' },
+      { name: deadLetter, type: 'direct' },
+    ],
+    declaredQueues,
+  };
+}
+
+/** Every exchange and queue name of a namespace, for tests and operators that clean up. */
+export function topologyNames(topology: Topology): { exchanges: string[]; queues: string[] } {
+  return {
+    exchanges: topology.declaredExchanges.map((e) => e.name),
+    queues: topology.declaredQueues.map((q) => q.name),
+  };
+}

@@ -1,0 +1,144 @@
+import { inTransaction, type Db, type Tx } from '../db/database';
+import { AppError } from '../errors';
+import type { ListenerName } from '../messaging/topology';
+import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
+import type { Failpoints } from '../support/failpoints';
+import type { IdGenerator } from '../support/ids';
+import { SagaNotRunningError, type SagaLog } from './saga-log';
+
+/**
+ * One engine, many saga definitions. A definition is data: named steps, each with the tag it
+ * records before it acts and the listeners that undo it. The engine walks the steps; when one
+ * fails, it hands the saga to compensation (saga log + outbox, one transaction) and the client
+ * gets SAGA_FAILED with the saga id and tag. The tag lives on the saga instance in the database,
+ * never in memory shared between requests.
+ *
+ * The rule for step authors: a step's durable effect commits through `run.guarded()`, which
+ * locks the saga row and refuses to commit unless the saga is still RUNNING. So a step that wakes
+ * up after the sweeper compensated its saga changes nothing.
+ */
+
+export interface StepRun {
+  sagaId: string;
+  logger: Logger;
+  /** Runs `work` in a transaction that commits only if the saga is still RUNNING; marks the step DONE in it. */
+  guarded<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
+}
+
+export interface SagaStep<Ctx> {
+  name: string;
+  tag: string;
+  undoneBy: readonly ListenerName[];
+  action(ctx: Ctx, run: StepRun): Promise<void>;
+}
+
+export interface SagaDefinition<Ctx> {
+  type: string;
+  steps: ReadonlyArray<SagaStep<Ctx>>;
+}
+
+export interface SagaMeta {
+  sagaId?: string;
+  orderId?: string;
+  userId?: string;
+  logger?: Logger;
+}
+
+/** The saga failed and is being compensated; `cause` says why (a business AppError or a fault). */
+export class SagaFailedError extends Error {
+  constructor(
+    readonly sagaId: string,
+    readonly tag: string | null,
+    override readonly cause: unknown,
+  ) {
+    super(`saga ${sagaId} failed at ${tag ?? 'start'}: ${errorMessage(cause)}`);
+    this.name = 'SagaFailedError';
+  }
+}
+
+export interface SagaOutcomeListener {
+  (outcome: { type: string; status: 'COMPLETED' | 'FAILED'; tag: string | null; durationMs: number }): void;
+}
+
+export class SagaEngine {
+  constructor(
+    private readonly db: Db,
+    private readonly log: SagaLog,
+    private readonly ids: IdGenerator,
+    private readonly failpoints: Failpoints,
+    private readonly logger: Logger,
+    private readonly onCompensationQueued: () => void,
+    private readonly onOutcome: SagaOutcomeListener = () => {},
+  ) {}
+
+  /**
+   * Runs `definition` on `ctx` (which is also the saga's recorded input: it must be JSON).
+   * Resolves with the saga id when every step completed; throws SagaFailedError otherwise.
+   */
+  async run<Ctx extends object>(definition: SagaDefinition<Ctx>, ctx: Ctx, meta: SagaMeta = {}): Promise<string> {
+    const sagaId = meta.sagaId ?? this.ids.next();
+    const logger = (meta.logger ?? this.logger).child({ sagaId, sagaType: definition.type });
+    const started = Date.now();
+    await this.log.create({ id: sagaId, type: definition.type, input: ctx, orderId: meta.orderId, userId: meta.userId });
+
+    for (const step of definition.steps) {
+      try {
+        await this.runStep(definition, step, ctx, sagaId, logger);
+      } catch (err) {
+        const tag = await this.fail(sagaId, step, err, logger);
+        this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
+        throw new SagaFailedError(sagaId, tag, err);
+      }
+    }
+
+    if (!(await this.log.complete(sagaId))) {
+      // Compensated (by the sweeper) after its last step: it must not complete any more.
+      const err = new SagaNotRunningError(sagaId, await this.log.statusOf(sagaId));
+      const tag = await this.log.failedTagOf(sagaId);
+      logger.warn('saga compensated before it could complete', { tag });
+      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
+      throw new SagaFailedError(sagaId, tag, err);
+    }
+    logger.info('saga completed', { status: 'COMPLETED', durationMs: Date.now() - started });
+    this.onOutcome({ type: definition.type, status: 'COMPLETED', tag: null, durationMs: Date.now() - started });
+    return sagaId;
+  }
+
+  private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string, logger: Logger) {
+    await this.log.recordStepStart(sagaId, step.name, step.tag);
+    await this.failpoints.hit(`${definition.type}.${step.name}.before`);
+    let committed = false;
+    const run: StepRun = {
+      sagaId,
+      logger,
+      guarded: (work) =>
+        inTransaction(this.db, async (trx) => {
+          await this.log.lockRunning(trx, sagaId);
+          const result = await work(trx);
+          await this.log.markStepDone(sagaId, step.name, trx);
+          committed = true;
+          return result;
+        }),
+    };
+    await step.action(ctx, run);
+    if (!committed) await this.log.markStepDone(sagaId, step.name);
+    await this.failpoints.hit(`${definition.type}.${step.name}.after`);
+  }
+
+  /** Hands a failed saga to compensation; returns the tag its compensation goes out with. */
+  private async fail<Ctx>(sagaId: string, step: SagaStep<Ctx>, err: unknown, logger: Logger): Promise<string | null> {
+    const errorCode = err instanceof AppError ? err.code : err instanceof SagaNotRunningError ? 'SAGA_NOT_RUNNING' : 'STEP_FAILED';
+    const { started, tag } = await this.log.beginCompensation(sagaId, { step: step.name, errorCode, error: errorMessage(err) });
+    if (started) {
+      this.onCompensationQueued();
+      const level = err instanceof AppError ? 'info' : 'warn';
+      logger.log(level, 'saga failed, compensating', { status: 'COMPENSATING', step: step.name, tag, errorCode, error: errorMessage(err) });
+      return tag;
+    }
+    // Someone else (the sweeper) already compensates it, from the tag it recorded.
+    const failedTag = await this.log.failedTagOf(sagaId);
+    logger.warn('saga step refused: saga already compensated', { step: step.name, tag: failedTag, error: errorMessage(err) });
+    return failedTag;
+  }
+}

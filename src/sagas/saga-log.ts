@@ -1,0 +1,259 @@
+import { inTransaction, type Db, type Tx } from '../db/database';
+import { enqueueMessage } from '../messaging/outbox';
+import type { ListenerName } from '../messaging/topology';
+
+export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED';
+
+/** The message a failed saga sends to the compensation exchange, routed by `tag`. */
+export interface CompensationMessage {
+  sagaId: string;
+  sagaType: string;
+  tag: string;
+  failedStep: string;
+  /** The saga's input, so listeners know which order, seats, user it was about. */
+  input: Record<string, unknown>;
+}
+
+export interface SagaView {
+  id: string;
+  type: string;
+  status: SagaStatus;
+  orderId: string | null;
+  failedTag: string | null;
+  error: { code: string | null; message: string } | null;
+  createdAt: string;
+  finishedAt: string | null;
+  steps: Array<{ step: string; tag: string; status: string; at: string; finishedAt: string | null; error: string | null }>;
+  compensations: Array<{ tag: string; listener: string; status: string; detail: string; at: string }>;
+}
+
+/** Raised when a saga is no longer RUNNING: a step that wakes up late is refused. */
+export class SagaNotRunningError extends Error {
+  constructor(readonly sagaId: string, readonly status: string) {
+    super(`saga ${sagaId} is ${status}, not RUNNING: step refused`);
+    this.name = 'SagaNotRunningError';
+  }
+}
+
+export interface CompensationRouting {
+  exchange: string;
+  listenersFor(tag: string): readonly ListenerName[];
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+/** Every read and write of the saga tables. State changes are conditional on the current status. */
+export class SagaLog {
+  constructor(
+    private readonly db: Db,
+    private readonly routing: CompensationRouting,
+  ) {}
+
+  async create(saga: { id: string; type: string; input: object; orderId?: string; userId?: string }): Promise<void> {
+    await this.db('sagas').insert({
+      id: saga.id,
+      type: saga.type,
+      status: 'RUNNING',
+      payload: JSON.stringify(saga.input),
+      order_id: saga.orderId ?? null,
+      user_id: saga.userId ?? null,
+    });
+  }
+
+  /**
+   * Records that a step starts, with its tag, before it acts; in one statement that inserts
+   * nothing unless the saga is still RUNNING.
+   */
+  async recordStepStart(sagaId: string, step: string, tag: string): Promise<void> {
+    const [result] = await this.db.raw(
+      `INSERT INTO saga_steps (saga_id, step, tag, status) SELECT id, ?, ?, 'STARTED' FROM sagas WHERE id = ? AND status = 'RUNNING'`,
+      [step, tag, sagaId],
+    );
+    if (result.affectedRows === 0) throw new SagaNotRunningError(sagaId, await this.statusOf(sagaId));
+  }
+
+  async markStepDone(sagaId: string, step: string, trx: Db | Tx = this.db): Promise<void> {
+    await trx('saga_steps')
+      .where({ saga_id: sagaId, step, status: 'STARTED' })
+      .update({ status: 'DONE', finished_at: this.db.fn.now(3) });
+  }
+
+  /** Locks the saga row for the rest of `trx` and checks it is still RUNNING. */
+  async lockRunning(trx: Tx, sagaId: string): Promise<void> {
+    const row = await trx('sagas').where({ id: sagaId }).forUpdate().first('status');
+    if (!row) throw new SagaNotRunningError(sagaId, 'missing');
+    if (row.status !== 'RUNNING') throw new SagaNotRunningError(sagaId, row.status);
+  }
+
+  /** RUNNING -> COMPLETED, unless it was compensated meanwhile. */
+  async complete(sagaId: string): Promise<boolean> {
+    const updated = await this.db('sagas')
+      .where({ id: sagaId, status: 'RUNNING' })
+      .update({ status: 'COMPLETED', finished_at: this.db.fn.now(3), updated_at: this.db.fn.now(3) });
+    return updated === 1;
+  }
+
+  /**
+   * RUNNING -> COMPENSATING, with the compensation message for the failed step's tag written to
+   * the outbox in the same transaction (or straight to COMPENSATED when no listener undoes that
+   * tag). Returns started=false when the saga was not RUNNING any more (someone else already
+   * decided its fate). `step` undefined = the last step that started (the sweeper's case).
+   */
+  async beginCompensation(
+    sagaId: string,
+    failure: { step?: string; errorCode: string; error: string },
+  ): Promise<{ started: boolean; tag: string | null }> {
+    return inTransaction(this.db, async (trx) => {
+      const saga = await trx('sagas').where({ id: sagaId }).forUpdate().first('id', 'type', 'status', 'payload');
+      if (!saga || saga.status !== 'RUNNING') return { started: false, tag: null };
+      const steps = trx('saga_steps').where({ saga_id: sagaId });
+      const failed = await (failure.step ? steps.andWhere({ step: failure.step }) : steps.orderBy('id', 'desc')).first('step', 'tag');
+      if (!failed) {
+        // No step started: nothing to undo.
+        await trx('sagas').where({ id: sagaId }).update({
+          status: 'COMPENSATED',
+          error_code: failure.errorCode,
+          error: failure.error,
+          finished_at: trx.fn.now(3),
+          updated_at: trx.fn.now(3),
+        });
+        return { started: true, tag: null };
+      }
+      await trx('saga_steps')
+        .where({ saga_id: sagaId, step: failed.step })
+        .update({ status: 'FAILED', error: failure.error, finished_at: trx.fn.now(3) });
+      const listeners = this.routing.listenersFor(failed.tag);
+      await trx('sagas').where({ id: sagaId }).update({
+        status: listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING',
+        failed_tag: failed.tag,
+        error_code: failure.errorCode,
+        error: failure.error,
+        compensations_pending: listeners.length,
+        compensation_publishes: 1,
+        finished_at: listeners.length === 0 ? trx.fn.now(3) : null,
+        updated_at: trx.fn.now(3),
+      });
+      await this.enqueueCompensation(trx, saga, failed.tag, failed.step, 1);
+      return { started: true, tag: failed.tag as string };
+    });
+  }
+
+  private async enqueueCompensation(
+    trx: Tx,
+    saga: { id: string; type: string; payload: string },
+    tag: string,
+    step: string,
+    publishNo: number,
+  ): Promise<void> {
+    const message: CompensationMessage = { sagaId: saga.id, sagaType: saga.type, tag, failedStep: step, input: JSON.parse(saga.payload) };
+    await enqueueMessage(trx, {
+      exchange: this.routing.exchange,
+      routingKey: tag,
+      messageId: `${saga.id}:${tag}:${publishNo}`,
+      payload: message,
+    });
+  }
+
+  /**
+   * Publishes the compensation of a saga stuck in COMPENSATING again (its message went to a DLQ,
+   * or a queue was deleted). Safe because every listener is idempotent.
+   */
+  async republishCompensation(sagaId: string, stuckForMs: number): Promise<boolean> {
+    return inTransaction(this.db, async (trx) => {
+      const saga = await trx('sagas')
+        .where({ id: sagaId, status: 'COMPENSATING' })
+        .andWhere('updated_at', '<', trx.raw('NOW(3) - INTERVAL ? MICROSECOND', [stuckForMs * 1000]))
+        .forUpdate()
+        .first('id', 'type', 'payload', 'failed_tag', 'compensation_publishes');
+      if (!saga) return false;
+      const step = await trx('saga_steps').where({ saga_id: sagaId, tag: saga.failed_tag }).first('step');
+      const publishNo = saga.compensation_publishes + 1;
+      await trx('sagas').where({ id: sagaId }).update({ compensation_publishes: publishNo, updated_at: trx.fn.now(3) });
+      await this.enqueueCompensation(trx, saga, saga.failed_tag, step?.step ?? 'unknown', publishNo);
+      return true;
+    });
+  }
+
+  /**
+   * Called by a listener inside its transaction, after recording its compensation: one fewer
+   * listener to wait for; the last one marks the saga COMPENSATED.
+   */
+  async listenerFinished(trx: Tx, sagaId: string): Promise<void> {
+    // Assignments run left to right, so both IFs read the count before it is decremented.
+    await trx.raw(
+      `UPDATE sagas SET
+         status = IF(compensations_pending <= 1, 'COMPENSATED', status),
+         finished_at = IF(compensations_pending <= 1, NOW(3), finished_at),
+         updated_at = NOW(3),
+         compensations_pending = compensations_pending - 1
+       WHERE id = ? AND status = 'COMPENSATING' AND compensations_pending > 0`,
+      [sagaId],
+    );
+  }
+
+  async statusOf(sagaId: string): Promise<string> {
+    const row = await this.db('sagas').where({ id: sagaId }).first('status');
+    return row?.status ?? 'missing';
+  }
+
+  async failedTagOf(sagaId: string): Promise<string | null> {
+    const row = await this.db('sagas').where({ id: sagaId }).first('failed_tag');
+    return row?.failed_tag ?? null;
+  }
+
+  /** Sagas RUNNING since before `olderThanMs` ago: their process is presumed dead. */
+  async findStaleRunning(olderThanMs: number, limit = 100): Promise<string[]> {
+    const rows = await this.db('sagas')
+      .where('status', 'RUNNING')
+      .andWhere('created_at', '<', this.db.raw('NOW(3) - INTERVAL ? MICROSECOND', [olderThanMs * 1000]))
+      .orderBy('created_at')
+      .limit(limit)
+      .select('id');
+    return rows.map((r: { id: string }) => r.id);
+  }
+
+  /** Sagas COMPENSATING with no progress for `olderThanMs`. */
+  async findStaleCompensating(olderThanMs: number, limit = 100): Promise<string[]> {
+    const rows = await this.db('sagas')
+      .where('status', 'COMPENSATING')
+      .andWhere('updated_at', '<', this.db.raw('NOW(3) - INTERVAL ? MICROSECOND', [olderThanMs * 1000]))
+      .orderBy('updated_at')
+      .limit(limit)
+      .select('id');
+    return rows.map((r: { id: string }) => r.id);
+  }
+
+  async view(sagaId: string): Promise<SagaView | null> {
+    const saga = await this.db('sagas').where({ id: sagaId }).first();
+    if (!saga) return null;
+    const [steps, compensations] = await Promise.all([
+      this.db('saga_steps').where({ saga_id: sagaId }).orderBy('id'),
+      this.db('saga_compensations').where({ saga_id: sagaId }).orderBy('at'),
+    ]);
+    return {
+      id: saga.id,
+      type: saga.type,
+      status: saga.status,
+      orderId: saga.order_id,
+      failedTag: saga.failed_tag,
+      error: saga.error ? { code: saga.error_code, message: saga.error } : null,
+      createdAt: saga.created_at.toISOString(),
+      finishedAt: iso(saga.finished_at),
+      steps: steps.map((s: any) => ({
+        step: s.step,
+        tag: s.tag,
+        status: s.status,
+        at: s.started_at.toISOString(),
+        finishedAt: iso(s.finished_at),
+        error: s.error,
+      })),
+      compensations: compensations.map((c: any) => ({
+        tag: c.tag,
+        listener: c.listener,
+        status: c.status,
+        detail: c.detail,
+        at: c.at.toISOString(),
+      })),
+    };
+  }
+}
