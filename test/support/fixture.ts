@@ -1,0 +1,148 @@
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import amqp from 'amqplib';
+import Redis from 'ioredis';
+import knex from 'knex';
+import winston from 'winston';
+import { startApp, type App } from '../../src/app';
+import { loadConfig, type Config, type Role } from '../../src/config';
+import { deleteKeysWithPrefix } from '../../src/db/redis';
+import { topologyNames } from '../../src/messaging/topology';
+
+/** One id per `npm test` run; every app of the run gets its own database and NAMESPACE from it. */
+const RUN = process.env.TEST_RUN_ID ?? randomBytes(3).toString('hex');
+let counter = 0;
+
+export const BASE_ENV = {
+  DATABASE_URL: process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga',
+  REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+  AMQP_URL: process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+};
+
+export interface Isolation {
+  database: string;
+  namespace: string;
+}
+
+/** A fresh database name and namespace for a test file. */
+export function isolate(label: string): Isolation {
+  counter += 1;
+  return {
+    database: `seat_saga_test_${RUN}_${counter}`,
+    namespace: `seat-saga-test-${RUN}-${counter}-${label}`,
+  };
+}
+
+export function testEnv(iso: Isolation, overrides: Record<string, string> = {}): Record<string, string> {
+  const url = new URL(BASE_ENV.DATABASE_URL);
+  url.pathname = `/${iso.database}`;
+  return {
+    ...BASE_ENV,
+    DATABASE_URL: url.toString(),
+    NAMESPACE: iso.namespace,
+    PORT: '0',
+    ADMIN_TOKEN: 'test-admin-token-0123456789',
+    ENABLE_FAILPOINTS: '1',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'error',
+    SWEEP_INTERVAL_MS: '200',
+    OUTBOX_POLL_MS: '100',
+    RETRY_DELAY_MS: '100',
+    MAX_DELIVERIES: '3',
+    ...overrides,
+  };
+}
+
+/** Log lines an app wrote, kept for assertions (and printed when TEST_LOG_LEVEL is set). */
+export class LogCapture extends winston.transports.Console {
+  readonly lines: Array<Record<string, any>> = [];
+  override log(info: any, next: () => void) {
+    this.lines.push(info);
+    if (process.env.TEST_LOG_LEVEL) return super.log!(info, next);
+    next();
+  }
+}
+
+export interface TestApp extends App {
+  env: Record<string, string>;
+  logs: LogCapture;
+  isolation: Isolation;
+}
+
+export async function startTestApp(iso: Isolation, overrides: Record<string, string> = {}, role: Role = 'all'): Promise<TestApp> {
+  const env = testEnv(iso, overrides);
+  const config: Config = loadConfig(env);
+  const logs = new LogCapture({ level: 'debug' });
+  const logger = winston.createLogger({
+    level: process.env.TEST_LOG_LEVEL ?? 'info',
+    defaultMeta: { role, namespace: iso.namespace },
+    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+    transports: [logs],
+  });
+  const app = await startApp(config, role, { logger });
+  return Object.assign(app, { env, logs, isolation: iso });
+}
+
+/** Drops everything an isolated run created: database, exchanges and queues, Redis keys. */
+export async function cleanup(iso: Isolation, apps: Array<App | null | undefined>): Promise<void> {
+  const running = apps.filter((a): a is App => Boolean(a));
+  const topology = running[0]?.topology;
+  for (const app of running) await app.stop().catch(() => {});
+  const admin = knex({ client: 'mysql2', connection: adminConnection(), pool: { min: 0, max: 1 } });
+  await admin.raw('DROP DATABASE IF EXISTS ??', [iso.database]).finally(() => admin.destroy());
+  const conn = await amqp.connect(BASE_ENV.AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    const names = topology ? topologyNames(topology) : { exchanges: [], queues: [] };
+    for (const queue of names.queues) await ch.deleteQueue(queue);
+    for (const exchange of names.exchanges) await ch.deleteExchange(exchange);
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
+  const redis = new Redis(BASE_ENV.REDIS_URL);
+  await deleteKeysWithPrefix(redis, `${iso.namespace}:`).finally(() => redis.disconnect());
+}
+
+function adminConnection() {
+  const url = new URL(BASE_ENV.DATABASE_URL);
+  return { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password) };
+}
+
+/**
+ * The service as a separate OS process (the same code, run with tsx), for tests that kill a
+ * process or need a second one. Resolves once it logged that it runs.
+ */
+export async function spawnService(env: Record<string, string>, role: Role): Promise<ChildProcess & { output: string[] }> {
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../../src/main.ts'), role], {
+    env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  }) as ChildProcess & { output: string[] };
+  child.output = [];
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start:\n${child.output.join('')}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      child.output.push(chunk.toString());
+      if (/seat-saga (listening|worker running)/.test(chunk.toString())) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited with ${code}:\n${child.output.join('')}`));
+    });
+  });
+  await ready;
+  return child;
+}
+
+/** Kills a child service (SIGKILL: no cleanup) and waits until it is gone. */
+export async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await gone;
+}

@@ -1,0 +1,90 @@
+/** A small HTTP client for the service under test: JSON in and out, status and body back. */
+export interface Reply<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export const ADMIN = { 'X-Admin-Token': 'test-admin-token-0123456789' };
+
+export class Api {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply<T>> {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { 'Content-Type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: any = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON (e.g. /metrics)
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  }
+
+  get<T = any>(path: string, headers?: Record<string, string>) {
+    return this.request<T>('GET', path, undefined, headers);
+  }
+
+  post<T = any>(path: string, body?: unknown, headers?: Record<string, string>) {
+    return this.request<T>('POST', path, body, headers);
+  }
+
+  put<T = any>(path: string, body?: unknown, headers?: Record<string, string>) {
+    return this.request<T>('PUT', path, body, headers);
+  }
+
+  // --- the steps most tests start with ---
+
+  async createUser(name = 'buyer', payPassword = 'pay-secret') {
+    const reply = await this.post('/api/users', { name, payPassword });
+    if (reply.status !== 201) throw new Error(`user creation failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+    const user = reply.body as { id: string; name: string; token: string };
+    return { ...user, auth: { Authorization: `Bearer ${user.token}` } };
+  }
+
+  async credit(userId: string, amountCents: number) {
+    const reply = await this.post(`/api/admin/users/${userId}/credits`, { amountCents }, ADMIN);
+    if (reply.status !== 200) throw new Error(`credit failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+    return reply.body as { id: string; balanceCents: number };
+  }
+
+  async createShow(rows: number, seatsPerRow: number, priceCents = 2_500) {
+    const reply = await this.post(
+      '/api/admin/shows',
+      { title: 'Test show', startsAt: '2030-01-01T20:00:00Z', priceCents, rows, seatsPerRow },
+      ADMIN,
+    );
+    if (reply.status !== 201) throw new Error(`show creation failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+    const seats = await this.get(`/api/shows/${reply.body.id}/seats`);
+    return { ...(reply.body as { id: string; seatsTotal: number; priceCents: number }), seatIds: (seats.body as Array<{ id: string }>).map((s) => s.id) };
+  }
+
+  setFailpoint(name: string, setting: { action: string; ms?: number; count?: number }) {
+    return this.put(`/api/admin/failpoints/${name}`, setting, ADMIN);
+  }
+
+  saga(sagaId: string) {
+    return this.get(`/api/admin/sagas/${sagaId}`, ADMIN);
+  }
+}
+
+/** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
