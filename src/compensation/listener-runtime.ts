@@ -6,6 +6,7 @@ import { UnprocessableMessageError, type Delivery } from '../messaging/broker';
 import type { ListenerName } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import type { Failpoints } from '../support/failpoints';
+import { sleep } from '../support/time';
 import type { CompensationMessage, SagaLog } from '../sagas/saga-log';
 
 /**
@@ -61,7 +62,7 @@ const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
 /**
  * Wraps a listener with the exactly-once discipline every compensation follows:
  *  1. take the Redis key (listener, saga, tag) with SET NX as a short lease; a key that says
- *     "done" means a duplicate: ack without acting;
+ *     "done", or a compensation record in the database, means a duplicate: ack without acting;
  *  2. in one database transaction: insert the compensation record (its primary key refuses a
  *     second one even when Redis lost the key), apply the undo, count the listener finished;
  *  3. after commit: the idempotent non-database part, then mark the key "done" for two days;
@@ -79,23 +80,28 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
     const key = `${namespace}:dedupe:${listener.name}:${message.sagaId}:${message.tag}`;
     const lease = `lease:${randomUUID()}`;
 
-    if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) !== 'OK') {
-      const value = await redis.get(key);
-      if (value === 'done') {
+    // Take the lease, or learn that the compensation is done. A copy that finds another delivery
+    // holding the lease waits for it (at most as long as a lease lives) rather than spending its
+    // bounded retries.
+    let waited = false;
+    for (const deadline = Date.now() + 2 * LEASE_MS; ; ) {
+      if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) === 'OK') break;
+      if ((await redis.get(key)) === 'done') {
         logger.info('duplicate compensation ignored (redis)', { deliveryCount: delivery.deliveryCount });
         outcome('duplicate-redis');
         return;
       }
-      // Another delivery holds the lease, or held it and died. If the database says done, this
-      // one is a duplicate; if not, retry once that delivery finished or its lease ran out.
       if (await alreadyRecorded(db, message, listener.name)) {
+        // Done, but Redis does not know (it lost the key, or the holder died before saying so).
         await listener.afterCommit?.(message);
         logger.info('duplicate compensation ignored (database)', { deliveryCount: delivery.deliveryCount });
         outcome('duplicate-db');
         return;
       }
-      outcome('busy');
-      throw new CompensationBusyError(key);
+      if (!waited) outcome('busy');
+      waited = true;
+      if (Date.now() > deadline) throw new CompensationBusyError(key);
+      await sleep(50);
     }
 
     try {
