@@ -125,8 +125,10 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   if (role !== 'api') {
     const listeners: CompensationListener[] = [seatReleaseListener(inventory), orderDeleteListener()];
     for (const listener of listeners) {
+      const queue = topology.listenerQueues[listener.name];
+      if (!queue) throw new Error(`no saga step routes to listener ${listener.name}`);
       await broker.consume({
-        queue: topology.listenerQueues[listener.name],
+        queue,
         prefetch: config.LISTENER_PREFETCH,
         maxDeliveries: config.MAX_DELIVERIES,
         handler: compensationHandler(listener, {

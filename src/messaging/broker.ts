@@ -241,8 +241,8 @@ export class Broker {
       'x-dlq-error': error.slice(0, 1000),
       'x-dlq-queue': queue.name,
       'x-dlq-at': new Date().toISOString(),
-      'x-original-exchange': msg.fields.exchange,
-      'x-original-routing-key': msg.fields.routingKey,
+      'x-original-exchange': firstDeath(msg)?.exchange ?? msg.fields.exchange,
+      'x-original-routing-key': firstDeath(msg)?.['routing-keys']?.[0] ?? msg.fields.routingKey,
     };
     try {
       await this.publishRaw(this.options.deadLetterExchange, queue.deadLetterQueue, msg.content, {
@@ -344,11 +344,19 @@ function nack(live: LiveChannel, msg: ConsumeMessage, requeue: boolean): void {
   }
 }
 
+type Death = { queue?: string; reason?: string; count?: number; exchange?: string; 'routing-keys'?: string[] };
+
+/** The broker's record of the message's first dead-lettering (x-death lists the newest first). */
+function firstDeath(msg: ConsumeMessage): Death | undefined {
+  const deaths = msg.properties.headers?.['x-death'];
+  return Array.isArray(deaths) && deaths.length > 0 ? (deaths.at(-1) as Death) : undefined;
+}
+
 /** Deliveries that ended in a rejection from this queue, as counted by the broker in x-death. */
 export function deliveriesSoFar(msg: Pick<ConsumeMessage, 'properties'>, queue: string): number {
   const deaths = msg.properties.headers?.['x-death'];
   if (!Array.isArray(deaths)) return 0;
   return deaths
-    .filter((death: { queue?: string; reason?: string }) => death.queue === queue && death.reason === 'rejected')
-    .reduce((sum: number, death: { count?: number }) => sum + Number(death.count ?? 0), 0);
+    .filter((death: Death) => death.queue === queue && death.reason === 'rejected')
+    .reduce((sum: number, death: Death) => sum + Number(death.count ?? 0), 0);
 }

@@ -43,15 +43,13 @@ export interface Topology {
     compensation: string;
     deadLetter: string;
   };
-  /** The work queue of each compensation listener. */
-  listenerQueues: Record<ListenerName, WorkQueue>;
+  /** The work queue of each compensation listener some saga step routes to. */
+  listenerQueues: Partial<Record<ListenerName, WorkQueue>>;
   /** Tag -> listeners it routes to, as bound. */
   listenersByTag: Map<string, ListenerName[]>;
   declaredExchanges: ExchangeSpec[];
   declaredQueues: QueueSpec[];
 }
-
-export const LISTENERS: readonly ListenerName[] = ['seat-release', 'order-delete', 'balance-restore'];
 
 export interface TopologyOptions {
   namespace: string;
@@ -94,8 +92,10 @@ export function buildTopology({ namespace: ns, retryDelayMs }: TopologyOptions, 
     listenersByTag.set(route.tag, [...route.undoneBy]);
   }
 
-  const listenerQueues = {} as Record<ListenerName, WorkQueue>;
-  for (const listener of LISTENERS) {
+  // A listener gets a queue once some saga step names it: no queue without a binding.
+  const listeners = [...new Set(routes.flatMap((route) => route.undoneBy))];
+  const listenerQueues: Partial<Record<ListenerName, WorkQueue>> = {};
+  for (const listener of listeners) {
     const tags = [...listenersByTag].filter(([, listeners]) => listeners.includes(listener)).map(([tag]) => tag);
     listenerQueues[listener] = workQueue(
       `${compensation}.${listener}`,

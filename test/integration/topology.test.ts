@@ -1,0 +1,85 @@
+import { expect } from 'chai';
+import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
+import { waitFor } from '../support/http';
+
+/** The RabbitMQ management HTTP API, as an operator's browser sees it (:15672). */
+const MANAGEMENT = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672';
+const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
+
+async function management(path: string): Promise<any> {
+  const res = await fetch(`${MANAGEMENT}/api${path}`, { headers: { Authorization: AUTH } }).catch((err) => {
+    throw new Error(`RabbitMQ management API unreachable at ${MANAGEMENT} (rabbitmq-plugins enable rabbitmq_management): ${err.message}`);
+  });
+  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
+  return res.json();
+}
+
+describe('RabbitMQ topology, as the management UI shows it', () => {
+  const iso = isolate('topology');
+  let app: TestApp;
+  const vhost = '%2F';
+
+  before(async () => {
+    app = await startTestApp(iso);
+  });
+  after(() => cleanup(iso, [app]));
+
+  it('When the service has started, then the compensation exchange is a durable topic exchange', async () => {
+    const exchange = await management(`/exchanges/${vhost}/${encodeURIComponent(`${iso.namespace}.compensation`)}`);
+    expect(exchange).to.include({ type: 'topic', durable: true, auto_delete: false });
+  });
+
+  it("When the bindings page is read, then each listener's queue is bound by exactly the tags it undoes", async () => {
+    const bindings: Array<{ destination: string; routing_key: string }> = await management(
+      `/exchanges/${vhost}/${encodeURIComponent(`${iso.namespace}.compensation`)}/bindings/source`,
+    );
+    const byQueue: Record<string, string[]> = {};
+    for (const b of bindings) (byQueue[b.destination] ??= []).push(b.routing_key);
+    for (const tags of Object.values(byQueue)) tags.sort();
+    const q = (listener: string) => `${iso.namespace}.compensation.${listener}`;
+    expect(byQueue).to.deep.equal({
+      [q('seat-release')]: ['order_add_cancel', 'order_add_seats_cancel', 'order_calc_money_cancel'],
+      [q('order-delete')]: ['order_add_cancel'],
+    });
+  });
+
+  it('When the queues page is read, then every work queue is durable, dead-letters to its retry queue, and has a .dlq twin', async () => {
+    expect(Object.keys(app.topology.listenerQueues).sort()).to.deep.equal(['order-delete', 'seat-release']);
+    for (const workQueue of Object.values(app.topology.listenerQueues).map((q) => q!)) {
+      const queue = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.name)}`);
+      expect(queue.durable).to.equal(true);
+      expect(queue.arguments).to.deep.equal({
+        'x-dead-letter-exchange': `${iso.namespace}.dead-letter`,
+        'x-dead-letter-routing-key': workQueue.retryQueue,
+      });
+      const retry = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.retryQueue)}`);
+      expect(retry.arguments).to.deep.equal({ 'x-message-ttl': 100, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': workQueue.name });
+      const dlq = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.deadLetterQueue)}`);
+      expect(dlq.durable).to.equal(true);
+      const dlqBindings: Array<{ source: string; routing_key: string }> = await management(
+        `/queues/${vhost}/${encodeURIComponent(workQueue.deadLetterQueue)}/bindings`,
+      );
+      expect(dlqBindings.filter((b) => b.source !== '').map((b) => [b.source, b.routing_key])).to.deep.equal([
+        [`${iso.namespace}.dead-letter`, workQueue.deadLetterQueue],
+      ]);
+    }
+  });
+
+  it('When the connections page is read, then the service connection is named after its namespace and role', async () => {
+    const named = await waitFor('the named connection', async () => {
+      const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
+      return connections.find((c) => c.client_properties.connection_name?.startsWith(`${iso.namespace} all `));
+    }, 15_000, 500);
+    expect(named.client_properties.connection_name).to.match(new RegExp(`^${iso.namespace} all .+:\\d+$`));
+  });
+
+  it('When the consumers are listed, then each work queue has one with the configured prefetch', async () => {
+    for (const workQueue of Object.values(app.topology.listenerQueues)) {
+      const queue = await waitFor(`a consumer on ${workQueue!.name}`, async () => {
+        const q = await management(`/queues/${vhost}/${encodeURIComponent(workQueue!.name)}`);
+        return q.consumer_details?.length >= 1 && q;
+      }, 15_000, 500);
+      expect(queue.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([32]);
+    }
+  });
+});
