@@ -67,8 +67,8 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   const aborted = () => stopping;
 
   logger.info('starting', { role, database: redactUrl(config.DATABASE_URL), namespace: config.NAMESPACE });
-  await retryWithBackoff('mysql', () => ensureDatabase(config), logger, { aborted });
-  const db = createDb(config);
+  await retryWithBackoff('mysql', () => ensureDatabase(config, logger), logger, { aborted });
+  const db = createDb(config, logger);
   await db.migrate.latest();
   const [registration] = await db('process_registrations').insert({ hostname: hostname().slice(0, 255), pid: process.pid, role });
   const ids = new IdGenerator(Number(registration) % (MAX_WORKER_ID + 1), clock);
@@ -76,7 +76,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
 
   const connectionName = `${config.NAMESPACE} ${role} ${hostname()}:${process.pid}`;
   const redis = createRedis(config.REDIS_URL, logger, connectionName);
-  await connectRedis(redis, logger);
+  await connectRedis(redis);
 
   const failpoints = new Failpoints(config.ENABLE_FAILPOINTS);
   failpoints.configureFrom(config.FAILPOINTS);

@@ -1,5 +1,6 @@
 import knex, { type Knex } from 'knex';
 import { databaseName, type Config } from '../config';
+import type { Logger } from '../observability/logger';
 import { sleep } from '../support/time';
 import { migrationSource } from '../../migrations';
 
@@ -27,8 +28,17 @@ function connectionSettings(config: Config, withDatabase: boolean) {
  * locking read, so nothing relies on REPEATABLE READ snapshots (which allow lost updates), and
  * READ COMMITTED avoids the gap locks that make concurrent inserts deadlock.
  */
-export function knexConfig(config: Config, poolMax = config.DB_POOL_MAX): Knex.Config {
+/** knex logs to the console with stack traces unless told otherwise: one JSON line instead. */
+function knexLog(logger?: Logger): Knex.Config['log'] {
+  const toLog = (level: 'warn' | 'debug') => (message: unknown) =>
+    logger?.log(level, `knex: ${String(message).split('\n')[0]}`, { dependency: 'mysql' });
+  // Its warnings are failed pool acquisitions, which callers report themselves.
+  return { warn: toLog('debug'), error: toLog('warn'), deprecate: toLog('warn'), debug: toLog('debug') };
+}
+
+export function knexConfig(config: Config, poolMax = config.DB_POOL_MAX, logger?: Logger): Knex.Config {
   return {
+    log: knexLog(logger),
     client: 'mysql2',
     connection: connectionSettings(config, true),
     pool: {
@@ -48,13 +58,13 @@ export function knexConfig(config: Config, poolMax = config.DB_POOL_MAX): Knex.C
   };
 }
 
-export function createDb(config: Config, poolMax = config.DB_POOL_MAX): Db {
-  return knex(knexConfig(config, poolMax));
+export function createDb(config: Config, logger: Logger, poolMax = config.DB_POOL_MAX): Db {
+  return knex(knexConfig(config, poolMax, logger));
 }
 
 /** CREATE DATABASE IF NOT EXISTS for the database DATABASE_URL names. */
-export async function ensureDatabase(config: Config): Promise<void> {
-  const admin = knex({ client: 'mysql2', connection: connectionSettings(config, false), pool: { min: 0, max: 1 } });
+export async function ensureDatabase(config: Config, logger: Logger): Promise<void> {
+  const admin = knex({ client: 'mysql2', connection: connectionSettings(config, false), pool: { min: 0, max: 1 }, log: knexLog(logger) });
   try {
     await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [
       databaseName(config),

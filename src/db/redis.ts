@@ -9,7 +9,8 @@ export type RedisClient = Redis;
  * while disconnected: a request fails at once and answers 503, instead of hanging.
  */
 export function createRedis(url: string, logger: Logger, connectionName: string): RedisClient {
-  let warned = false;
+  let lastError = '';
+  let down = false;
   const redis = new Redis(url, {
     connectionName,
     enableOfflineQueue: false,
@@ -18,23 +19,23 @@ export function createRedis(url: string, logger: Logger, connectionName: string)
     lazyConnect: true,
   });
   redis.on('error', (err) => {
-    if (!warned) logger.warn('redis unreachable, retrying', { dependency: 'redis', error: errorMessage(err) });
-    warned = true;
+    lastError = errorMessage(err);
+  });
+  redis.on('reconnecting', (delayMs: number) => {
+    down = true;
+    logger.warn('redis unreachable, retrying', { dependency: 'redis', retryInMs: delayMs, error: lastError });
   });
   redis.on('ready', () => {
-    if (warned) logger.info('redis connected', { dependency: 'redis' });
-    warned = false;
+    if (down) logger.info('redis connected', { dependency: 'redis' });
+    down = false;
   });
   return redis;
 }
 
 /** Connects, waiting (with the client's own backoff) until Redis answers. */
-export async function connectRedis(redis: RedisClient, logger: Logger): Promise<void> {
-  try {
-    await redis.connect();
-  } catch (err) {
-    logger.warn('redis unreachable, retrying', { dependency: 'redis', error: errorMessage(err) });
-  }
+export async function connectRedis(redis: RedisClient): Promise<void> {
+  // A failed first attempt is retried by the client's retryStrategy ('reconnecting' logs it).
+  await redis.connect().catch(() => {});
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
 }

@@ -1,0 +1,60 @@
+import { expect } from 'chai';
+import { ConfigError, databaseName, loadConfig, redactUrl } from '../../src/config';
+
+describe('Configuration', () => {
+  it('When nothing is set, then the contract defaults apply and an admin token is generated', () => {
+    const config = loadConfig({});
+    expect(config).to.include({
+      PORT: 3000,
+      DATABASE_URL: 'mysql://root@127.0.0.1:3306/seat_saga',
+      REDIS_URL: 'redis://127.0.0.1:6379/0',
+      AMQP_URL: 'amqp://guest:guest@127.0.0.1:5672',
+      NAMESPACE: 'seat-saga',
+      ENABLE_FAILPOINTS: false,
+      LOG_LEVEL: 'info',
+      PAYMENT_WINDOW_MS: 900_000,
+      adminTokenGenerated: true,
+    });
+    expect(config.ADMIN_TOKEN).to.have.length.greaterThan(20);
+    expect(loadConfig({}).ADMIN_TOKEN).to.not.equal(config.ADMIN_TOKEN);
+  });
+
+  const bad: Array<[string, string]> = [
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['DATABASE_URL', 'not a url'],
+    ['DATABASE_URL', 'postgres://localhost/x'],
+    ['REDIS_URL', 'localhost:6379'],
+    ['AMQP_URL', 'http://localhost'],
+    ['NAMESPACE', 'has space'],
+    ['ENABLE_FAILPOINTS', 'maybe'],
+    ['LOG_LEVEL', 'loud'],
+    ['ADMIN_TOKEN', 'short'],
+    ['FAILPOINTS', 'order.order_add.after=explode'],
+    ['SAGA_STALE_MS', '1.5'],
+  ];
+  for (const [variable, value] of bad) {
+    it(`When ${variable}=${JSON.stringify(value)}, then start-up stops with one line naming ${variable}`, () => {
+      let error: unknown;
+      try {
+        loadConfig({ [variable]: value });
+      } catch (err) {
+        error = err;
+      }
+      expect(error).to.be.instanceOf(ConfigError);
+      expect((error as ConfigError).variable).to.equal(variable);
+      expect((error as Error).message).to.match(new RegExp(`^Invalid ${variable}=`));
+      expect((error as Error).message).to.not.include('\n');
+    });
+  }
+
+  it('When an empty value is given, then the default applies (as if unset)', () => {
+    expect(loadConfig({ PORT: '' }).PORT).to.equal(3000);
+  });
+
+  it('When DATABASE_URL names a database, then that is the one created; passwords never reach the logs', () => {
+    expect(databaseName(loadConfig({ DATABASE_URL: 'mysql://u:p@db:3307/tickets' }))).to.equal('tickets');
+    expect(redactUrl('mysql://u:secret@db:3307/tickets')).to.equal('mysql://u:***@db:3307/tickets');
+  });
+});
