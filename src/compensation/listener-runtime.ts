@@ -126,8 +126,8 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
         await trx('saga_compensations')
           .where({ saga_id: message.sagaId, tag: message.tag, listener: listener.name })
           .update({ status: changed ? 'DONE' : 'NOOP', detail: detail.slice(0, 255) });
-        await sagaLog.listenerFinished(trx, message.sagaId);
-        return { changed, detail };
+        const sagaCompensated = await sagaLog.listenerFinished(trx, message.sagaId);
+        return { changed, detail, sagaCompensated };
       });
       await listener.afterCommit?.(message);
       await failpoints.hit(`listener.${listener.name}.after`);
@@ -139,6 +139,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
       } else {
         logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail });
         outcome(result.changed ? 'done' : 'noop');
+        if (result.sagaCompensated) logger.info('saga compensated', { status: 'COMPENSATED', sagaType: message.sagaType });
       }
     } catch (err) {
       await redis.eval(RELEASE_LEASE, 1, key, lease).catch(() => {});

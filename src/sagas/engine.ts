@@ -133,7 +133,14 @@ export class SagaEngine {
     if (started) {
       this.onCompensationQueued();
       const level = err instanceof AppError ? 'info' : 'warn';
-      logger.log(level, 'saga failed, compensating', { status: 'COMPENSATING', step: step.name, tag, errorCode, error: errorMessage(err) });
+      const status = tag && this.log.undoneBy(tag).length > 0 ? 'COMPENSATING' : 'COMPENSATED';
+      logger.log(level, status === 'COMPENSATING' ? 'saga failed, compensating' : 'saga failed, nothing to undo', {
+        status,
+        step: step.name,
+        tag,
+        errorCode,
+        error: errorMessage(err),
+      });
       return tag;
     }
     // Someone else (the sweeper) already compensates it, from the tag it recorded.

@@ -176,9 +176,9 @@ export class SagaLog {
 
   /**
    * Called by a listener inside its transaction, after recording its compensation: one fewer
-   * listener to wait for; the last one marks the saga COMPENSATED.
+   * listener to wait for; the last one marks the saga COMPENSATED (and learns it: true).
    */
-  async listenerFinished(trx: Tx, sagaId: string): Promise<void> {
+  async listenerFinished(trx: Tx, sagaId: string): Promise<boolean> {
     // Assignments run left to right, so both IFs read the count before it is decremented.
     await trx.raw(
       `UPDATE sagas SET
@@ -189,6 +189,13 @@ export class SagaLog {
        WHERE id = ? AND status = 'COMPENSATING' AND compensations_pending > 0`,
       [sagaId],
     );
+    const saga = await trx('sagas').where({ id: sagaId }).first('status', 'compensations_pending');
+    return saga.status === 'COMPENSATED' && saga.compensations_pending === 0;
+  }
+
+  /** The listeners that undo a tag (none: the saga is COMPENSATED as soon as it fails). */
+  undoneBy(tag: string): readonly ListenerName[] {
+    return this.routing.listenersFor(tag);
   }
 
   async statusOf(sagaId: string): Promise<string> {
