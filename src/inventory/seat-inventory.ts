@@ -59,6 +59,18 @@ end
 return taken
 `;
 
+// Seats that are neither free nor held in the view: not seats of this show.
+const UNKNOWN_AMONG = `
+if redis.call('EXISTS', KEYS[3]) == 0 then return {'NOT_LOADED'} end
+local unknown = {'OK'}
+for i = 1, #ARGV do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+    unknown[#unknown + 1] = ARGV[i]
+  end
+end
+return unknown
+`;
+
 // ARGV: total, number of free seats F, F free seat ids, then (seat, order) pairs of held seats.
 // Loads only when the view is absent: a concurrent rebuild or a live view is never overwritten.
 const LOAD_SHOW = `
@@ -87,6 +99,7 @@ interface InventoryCommands {
   seatHold(free: string, holds: string, meta: string, ...args: string[]): Promise<ScriptReply>;
   seatRelease(free: string, holds: string, meta: string, ...args: string[]): Promise<number>;
   seatTakenAmong(free: string, holds: string, meta: string, ...args: string[]): Promise<ScriptReply>;
+  seatUnknownAmong(free: string, holds: string, meta: string, ...args: string[]): Promise<ScriptReply>;
   seatLoadShow(free: string, holds: string, meta: string, ...args: string[]): Promise<number>;
   seatMarkHeld(free: string, holds: string, meta: string, ...args: string[]): Promise<number>;
 }
@@ -107,6 +120,7 @@ export class SeatInventory {
       seatHold: HOLD_SEATS,
       seatRelease: RELEASE_SEATS,
       seatTakenAmong: TAKEN_AMONG,
+      seatUnknownAmong: UNKNOWN_AMONG,
       seatLoadShow: LOAD_SHOW,
       seatMarkHeld: MARK_HELD,
     })) {
@@ -129,6 +143,15 @@ export class SeatInventory {
   /** Seats among `seatIds` that are not free in the view. */
   async takenAmong(showId: string, seatIds: string[]): Promise<string[]> {
     const reply = await this.withLoadedView(showId, () => this.redis.seatTakenAmong(...this.keys(showId), ...seatIds));
+    return reply.slice(1);
+  }
+
+  /**
+   * Of `seatIds`, those that are not seats of this show. The view holds every seat of the show
+   * (free or held) and seats never change once a show exists, so it answers without the database.
+   */
+  async unknownAmong(showId: string, seatIds: string[]): Promise<string[]> {
+    const reply = await this.withLoadedView(showId, () => this.redis.seatUnknownAmong(...this.keys(showId), ...seatIds));
     return reply.slice(1);
   }
 

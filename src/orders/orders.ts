@@ -49,13 +49,14 @@ export class Orders {
       });
     }
     const orderId = ids.next();
+    const placedAt = clock.now();
     const order: OrderSagaContext = {
       orderId,
       userId,
       showId: show.id,
       seatIds: request.seatIds,
       priceCents: show.priceCents,
-      expiresAt: new Date(clock.now() + paymentWindowMs).toISOString(),
+      expiresAt: new Date(placedAt + paymentWindowMs).toISOString(),
     };
     const sagaId = await engine.run(orderSaga, order, { orderId, userId, logger: logger.child({ orderId }) });
     return {
@@ -66,7 +67,7 @@ export class Orders {
       totalCents: order.totalCents as number,
       expiresAt: order.expiresAt,
       sagaId,
-      createdAt: new Date(clock.now()).toISOString(),
+      createdAt: new Date(placedAt).toISOString(),
     };
   }
 

@@ -20,8 +20,11 @@ export function rowLabel(row: number): string {
 }
 
 const INSERT_CHUNK = 2_000;
+const SHOW_CACHE_SIZE = 1_000;
 
 export class Shows {
+  private readonly cache = new Map<string, ShowView>();
+
   constructor(
     private readonly db: Db,
     private readonly inventory: SeatInventory,
@@ -50,16 +53,22 @@ export class Shows {
     return { id, title: input.title, startsAt: input.startsAt.toISOString(), priceCents: input.priceCents, seatsTotal };
   }
 
+  /** A show; cached in-process, since shows never change once created (there is no update API). */
   async get(showId: string): Promise<ShowView> {
+    const cached = this.cache.get(showId);
+    if (cached) return cached;
     const row = await this.db('shows').where({ id: showId }).first();
     if (!row) throw notFound('show');
-    return {
+    const show = {
       id: row.id,
       title: row.title,
       startsAt: row.starts_at.toISOString(),
       priceCents: toNumber(row.price_cents),
       seatsTotal: row.seats_total,
     };
+    if (this.cache.size >= SHOW_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(showId, show);
+    return show;
   }
 
   /** The show with its free seat count, from the database (the truth). */
@@ -83,9 +92,8 @@ export class Shows {
     }));
   }
 
-  /** Of `seatIds`, those that are not seats of this show. */
-  async foreignSeats(showId: string, seatIds: string[]): Promise<string[]> {
-    const own = new Set<string>(await this.db('seats').where({ show_id: showId }).whereIn('id', seatIds).pluck('id'));
-    return seatIds.filter((id) => !own.has(id));
+  /** Of `seatIds`, those that are not seats of this show (answered by the seat view). */
+  foreignSeats(showId: string, seatIds: string[]): Promise<string[]> {
+    return this.inventory.unknownAmong(showId, seatIds);
   }
 }

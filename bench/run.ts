@@ -1,0 +1,180 @@
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { ADMIN_TOKEN, startService, type BenchService } from './service';
+
+/**
+ * `npm run bench`: every path measured in one run on one machine, each as a ratio to GET /livez
+ * measured in the same run (these machines are noisy; ratios travel, absolute numbers do not).
+ * Settings: BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 50). Writes
+ * bench/results.md.
+ */
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const FAILING_SAGAS = 200;
+
+interface Measured {
+  name: string;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+const json = { 'Content-Type': 'application/json' };
+const admin = { ...json, 'X-Admin-Token': ADMIN_TOKEN };
+
+async function post(url: string, body: unknown, headers: Record<string, string>) {
+  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function load(name: string, options: autocannon.Options): Promise<Measured> {
+  // A short warm-up (JIT, pools), then the measured run.
+  await autocannon({ ...options, duration: Math.min(2, DURATION) });
+  const result = await autocannon({ connections: CONNECTIONS, pipelining: 1, duration: DURATION, ...options });
+  const measured = {
+    name,
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+  console.log(`${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`);
+  return measured;
+}
+
+async function createBuyers(service: BenchService, n: number): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < n; i++) tokens.push((await post(`${service.url}/api/users`, { name: `buyer-${i}`, payPassword: 'bench-pass' }, json)).body.token);
+  return tokens;
+}
+
+async function createShow(service: BenchService, rows: number, seatsPerRow: number): Promise<{ id: string; seatIds: string[] }> {
+  const show = (await post(`${service.url}/api/admin/shows`, { title: 'Bench', startsAt: '2030-01-01T20:00:00Z', priceCents: 1000, rows, seatsPerRow }, admin)).body;
+  const seats = (await (await fetch(`${service.url}/api/shows/${show.id}/seats`)).json()) as Array<{ id: string }>;
+  return { id: show.id, seatIds: seats.map((s) => s.id) };
+}
+
+/** POST /api/orders, one fresh seat per request, tokens round-robin. */
+async function syncOrders(service: BenchService, tokens: string[]): Promise<Measured> {
+  const show = await createShow(service, 100, 1000);
+  let next = 0;
+  return load('POST /api/orders (sync saga)', {
+    url: service.url,
+    requests: [
+      {
+        method: 'POST',
+        path: '/api/orders',
+        setupRequest: (req) => {
+          const i = next++;
+          return {
+            ...req,
+            headers: { ...json, Authorization: `Bearer ${tokens[i % tokens.length]}` },
+            body: JSON.stringify({ showId: show.id, seatIds: [show.seatIds[i % show.seatIds.length]] }),
+          };
+        },
+      },
+    ],
+  });
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+
+/** 200 sagas failing at order_add (after its effect): time from the failure to COMPENSATED. */
+async function compensationLatency(service: BenchService, tokens: string[]) {
+  const show = await createShow(service, 20, 20);
+  // No count: requests of the previous phase may still be finishing and would consume hits.
+  const setFailpoint = async (action: 'throw' | 'off') => {
+    const res = await fetch(`${service.url}/api/admin/failpoints/order.order_add.after`, { method: 'PUT', headers: admin, body: JSON.stringify({ action }) });
+    if (res.status !== 200) throw new Error(`could not set the failpoint: ${res.status}`);
+  };
+  await setFailpoint('throw');
+  const sagaIds: string[] = [];
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (i < FAILING_SAGAS) {
+        const n = i++;
+        const reply = await post(`${service.url}/api/orders`, { showId: show.id, seatIds: [show.seatIds[n]] }, { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` });
+        if (reply.status !== 500) throw new Error(`expected SAGA_FAILED, got ${reply.status} ${JSON.stringify(reply.body)}`);
+        sagaIds.push(reply.body.error.details.sagaId);
+      }
+    }),
+  );
+  await setFailpoint('off');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const [{ n }] = await service.db('sagas').whereIn('id', sagaIds).whereNot('status', 'COMPENSATED').count({ n: '*' });
+    if (Number(n) === 0) break;
+    if (Date.now() > deadline) throw new Error(`${n} sagas not compensated after 60 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Both instants from the database's clock: the failure recorded on the step, the saga's end.
+  const rows: Array<{ ms: number }> = await service
+    .db('sagas')
+    .join('saga_steps', function () {
+      this.on('saga_steps.saga_id', '=', 'sagas.id').andOn('saga_steps.status', '=', service.db.raw('?', ['FAILED']));
+    })
+    .whereIn('sagas.id', sagaIds)
+    .select(service.db.raw('TIMESTAMPDIFF(MICROSECOND, saga_steps.finished_at, sagas.finished_at) / 1000 AS ms'));
+  const sorted = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
+  const result = { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
+  console.log(`SAGA_FAILED -> COMPENSATED over ${result.count} sagas: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms`);
+  return result;
+}
+
+function report(rows: Measured[], compensation: Awaited<ReturnType<typeof compensationLatency>>) {
+  const baseline = rows[0].requestsPerSecond;
+  const lines = [
+    '# seat-saga benchmark results',
+    '',
+    `Measured by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ` +
+      `${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; service and load generator on the same machine; ` +
+      `autocannon, ${CONNECTIONS} connections, one request per connection at a time, ${DURATION} s per path after a warm-up.`,
+    '',
+    'Absolute numbers depend on the machine; the ratio to `GET /livez` (the process alone, no dependency) measured in the same run is the figure to compare.',
+    '',
+    '| path | req/s | ratio to /livez | p50 ms | p99 ms | requests | non-2xx | errors |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond / baseline).toFixed(3)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} |`,
+    ),
+    '',
+    '## Compensation latency',
+    '',
+    `${compensation.count} order sagas failing at \`order.order_add.after\` (the worst case: seat-release and order-delete both undo): ` +
+      `time from the failure recorded in the saga log to the saga COMPENSATED, both read from the database clock: ` +
+      `**p50 ${compensation.p50.toFixed(1)} ms, p99 ${compensation.p99.toFixed(1)} ms** (max ${compensation.max.toFixed(1)} ms).`,
+    '',
+  ];
+  const file = path.join(__dirname, 'results.md');
+  writeFileSync(file, lines.join('\n'));
+  console.log(`\nwrote ${file}`);
+  for (const r of rows) console.log(`${r.name.padEnd(32)} ${(r.requestsPerSecond / baseline).toFixed(3)} × /livez`);
+}
+
+async function main() {
+  const service = await startService('main');
+  try {
+    const tokens = await createBuyers(service, CONNECTIONS);
+    const rows: Measured[] = [];
+    rows.push(await load('GET /livez', { url: `${service.url}/livez` }));
+    rows.push(await syncOrders(service, tokens));
+    const compensation = await compensationLatency(service, tokens);
+    report(rows, compensation);
+  } finally {
+    await service.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
