@@ -86,8 +86,11 @@ async function syncOrders(service: BenchService, tokens: string[]): Promise<Meas
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
-/** 200 sagas failing at order_add (after its effect): time from the failure to COMPENSATED. */
-async function compensationLatency(service: BenchService, tokens: string[]) {
+/**
+ * 200 sagas failing at order_add (after its effect, so two listeners undo it), sent by
+ * `clients` concurrent clients: time from the failure to COMPENSATED.
+ */
+async function compensationLatency(service: BenchService, tokens: string[], clients: number) {
   const show = await createShow(service, 20, 20);
   // No count: requests of the previous phase may still be finishing and would consume hits.
   const setFailpoint = async (action: 'throw' | 'off') => {
@@ -98,7 +101,7 @@ async function compensationLatency(service: BenchService, tokens: string[]) {
   const sagaIds: string[] = [];
   let i = 0;
   await Promise.all(
-    Array.from({ length: 20 }, async () => {
+    Array.from({ length: clients }, async () => {
       while (i < FAILING_SAGAS) {
         const n = i++;
         const reply = await post(`${service.url}/api/orders`, { showId: show.id, seatIds: [show.seatIds[n]] }, { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` });
@@ -124,12 +127,12 @@ async function compensationLatency(service: BenchService, tokens: string[]) {
     .whereIn('sagas.id', sagaIds)
     .select(service.db.raw('TIMESTAMPDIFF(MICROSECOND, saga_steps.finished_at, sagas.finished_at) / 1000 AS ms'));
   const sorted = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
-  const result = { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
-  console.log(`SAGA_FAILED -> COMPENSATED over ${result.count} sagas: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms`);
+  const result = { clients, count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
+  console.log(`SAGA_FAILED -> COMPENSATED over ${result.count} sagas from ${clients} client(s): p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms`);
   return result;
 }
 
-function report(rows: Measured[], compensation: Awaited<ReturnType<typeof compensationLatency>>) {
+function report(rows: Measured[], compensations: Array<Awaited<ReturnType<typeof compensationLatency>>>) {
   const baseline = rows[0].requestsPerSecond;
   const lines = [
     '# seat-saga benchmark results',
@@ -149,9 +152,12 @@ function report(rows: Measured[], compensation: Awaited<ReturnType<typeof compen
     '',
     '## Compensation latency',
     '',
-    `${compensation.count} order sagas failing at \`order.order_add.after\` (the worst case: seat-release and order-delete both undo): ` +
-      `time from the failure recorded in the saga log to the saga COMPENSATED, both read from the database clock: ` +
-      `**p50 ${compensation.p50.toFixed(1)} ms, p99 ${compensation.p99.toFixed(1)} ms** (max ${compensation.max.toFixed(1)} ms).`,
+    `Order sagas failing at \`order.order_add.after\` (the worst case: seat-release and order-delete both undo): ` +
+      'time from the failure recorded in the saga log to the saga COMPENSATED, both instants read from the database clock.',
+    '',
+    '| failing sagas | concurrent clients | p50 ms | p99 ms | max ms |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...compensations.map((c) => `| ${c.count} | ${c.clients} | ${c.p50.toFixed(1)} | ${c.p99.toFixed(1)} | ${c.max.toFixed(1)} |`),
     '',
   ];
   const file = path.join(__dirname, 'results.md');
@@ -167,8 +173,8 @@ async function main() {
     const rows: Measured[] = [];
     rows.push(await load('GET /livez', { url: `${service.url}/livez` }));
     rows.push(await syncOrders(service, tokens));
-    const compensation = await compensationLatency(service, tokens);
-    report(rows, compensation);
+    const compensations = [await compensationLatency(service, tokens, 1), await compensationLatency(service, tokens, 20)];
+    report(rows, compensations);
   } finally {
     await service.stop();
   }
