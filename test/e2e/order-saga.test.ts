@@ -1,22 +1,14 @@
 import { expect } from 'chai';
-import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
-import { Api, waitFor } from '../support/http';
+import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
+import { waitFor } from '../support/http';
 import { checkSeatInvariants, sagasSettled } from '../support/invariants';
 
 describe('Order saga over HTTP', () => {
   const iso = isolate('order');
-  let app: TestApp;
-  let api: Api;
-  let buyer: Awaited<ReturnType<Api['createUser']>>;
-  let show: Awaited<ReturnType<Api['createShow']>>;
-  let nextSeat = 0;
-  const freshSeats = (n: number) => show.seatIds.slice(nextSeat, (nextSeat += n));
+  let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'], freshSeats: Sale['freshSeats'];
 
   before(async () => {
-    app = await startTestApp(iso);
-    api = new Api(app.url!);
-    buyer = await api.createUser('ann');
-    show = await api.createShow(4, 10, 2_500);
+    ({ app, api, buyer, show, freshSeats } = await startSale(iso, { rows: 4 }));
   });
   after(() => cleanup(iso, [app]));
 

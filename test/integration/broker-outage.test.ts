@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { toNumber } from '../../src/db/database';
-import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
-import { Api, waitFor } from '../support/http';
+import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
+import { waitFor } from '../support/http';
 import { checkSeatInvariants, sagasSettled } from '../support/invariants';
 
 const run = promisify(execFile);
@@ -14,18 +14,10 @@ const rabbitmqctl = (...args: string[]) => run(RABBITMQCTL[0], [...RABBITMQCTL.s
 describe('RabbitMQ outages', function () {
   this.timeout(120_000);
   const iso = isolate('outage');
-  let app: TestApp;
-  let api: Api;
-  let buyer: Awaited<ReturnType<Api['createUser']>>;
-  let show: Awaited<ReturnType<Api['createShow']>>;
-  let nextSeat = 0;
-  const freshSeats = (n: number) => show.seatIds.slice(nextSeat, (nextSeat += n));
+  let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'], freshSeats: Sale['freshSeats'];
 
   before(async () => {
-    app = await startTestApp(iso);
-    api = new Api(app.url!);
-    buyer = await api.createUser('ann');
-    show = await api.createShow(3, 10);
+    ({ app, api, buyer, show, freshSeats } = await startSale(iso));
   });
   after(async () => {
     await rabbitmqctl('start_app').catch(() => {}); // never leave the broker stopped

@@ -1,22 +1,16 @@
 import { expect } from 'chai';
 import type { CompensationMessage } from '../../src/sagas/saga-log';
 import { deleteKeysWithPrefix } from '../../src/db/redis';
-import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
-import { Api, waitFor } from '../support/http';
+import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
+import { waitFor } from '../support/http';
 import { checkSeatInvariants } from '../support/invariants';
 
 describe('Compensation listeners deliver exactly once', () => {
   const iso = isolate('exactlyonce');
-  let app: TestApp;
-  let api: Api;
-  let buyer: Awaited<ReturnType<Api['createUser']>>;
-  let show: Awaited<ReturnType<Api['createShow']>>;
+  let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'];
 
   before(async () => {
-    app = await startTestApp(iso);
-    api = new Api(app.url!);
-    buyer = await api.createUser('ann');
-    show = await api.createShow(2, 10);
+    ({ app, api, buyer, show } = await startSale(iso, { rows: 2 }));
   });
   after(() => cleanup(iso, [app]));
 

@@ -1,23 +1,17 @@
 import { expect } from 'chai';
 import { inTransaction } from '../../src/db/database';
-import { cleanup, isolate, kill, spawnService, startTestApp, type TestApp } from '../support/fixture';
+import { cleanup, isolate, kill, spawnService, startSale, type Sale, type TestApp } from '../support/fixture';
 import { Api, waitFor } from '../support/http';
 import { checkSeatInvariants } from '../support/invariants';
 
 describe('Recovery: the sweeper finishes what a dead or stuck process left', () => {
   const iso = isolate('recovery');
-  let app: TestApp;
-  let api: Api;
-  let buyer: Awaited<ReturnType<Api['createUser']>>;
-  let show: Awaited<ReturnType<Api['createShow']>>;
-  let nextSeat = 0;
-  const freshSeats = (n: number) => show.seatIds.slice(nextSeat, (nextSeat += n));
+  let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'], freshSeats: Sale['freshSeats'];
 
   before(async () => {
-    app = await startTestApp(iso, { SAGA_STALE_MS: '1000', COMPENSATION_STALE_MS: '1000', SWEEP_INTERVAL_MS: '200' });
-    api = new Api(app.url!);
-    buyer = await api.createUser('ann');
-    show = await api.createShow(3, 10);
+    ({ app, api, buyer, show, freshSeats } = await startSale(iso, {
+      env: { SAGA_STALE_MS: '1000', COMPENSATION_STALE_MS: '1000', SWEEP_INTERVAL_MS: '200' },
+    }));
   });
   after(() => cleanup(iso, [app]));
 

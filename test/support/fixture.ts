@@ -9,6 +9,7 @@ import { startApp, type App } from '../../src/app';
 import { loadConfig, type Config, type Role } from '../../src/config';
 import { deleteKeysWithPrefix } from '../../src/db/redis';
 import { topologyNames } from '../../src/messaging/topology';
+import { Api } from './http';
 
 /** One id per `npm test` run; every app of the run gets its own database and NAMESPACE from it. */
 const RUN = process.env.TEST_RUN_ID ?? randomBytes(3).toString('hex');
@@ -145,4 +146,23 @@ export async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKIL
   const gone = new Promise((resolve) => child.once('exit', resolve));
   child.kill(signal);
   await gone;
+}
+
+/** What most sale tests start from: an app, its HTTP client, a buyer and a show. */
+export interface Sale {
+  app: TestApp;
+  api: Api;
+  buyer: Awaited<ReturnType<Api['createUser']>>;
+  show: Awaited<ReturnType<Api['createShow']>>;
+  /** The next `n` seats of the show no test has used yet. */
+  freshSeats(n: number): string[];
+}
+
+export async function startSale(iso: Isolation, options: { env?: Record<string, string>; rows?: number; seatsPerRow?: number } = {}): Promise<Sale> {
+  const app = await startTestApp(iso, options.env);
+  const api = new Api(app.url!);
+  const buyer = await api.createUser('ann');
+  const show = await api.createShow(options.rows ?? 3, options.seatsPerRow ?? 10);
+  let next = 0;
+  return { app, api, buyer, show, freshSeats: (n) => show.seatIds.slice(next, (next += n)) };
 }
