@@ -106,6 +106,7 @@ export class SagaEngine {
   }
 
   private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string, logger: Logger) {
+    await this.failpoints.hit(`${definition.type}.${step.name}.record`); // recording itself failing
     await this.log.recordStepStart(sagaId, step.name, step.tag);
     await this.failpoints.hit(`${definition.type}.${step.name}.before`);
     let committed = false;
@@ -129,7 +130,7 @@ export class SagaEngine {
   /** Hands a failed saga to compensation; returns the tag its compensation goes out with. */
   private async fail<Ctx>(sagaId: string, step: SagaStep<Ctx>, err: unknown, logger: Logger): Promise<string | null> {
     const errorCode = err instanceof AppError ? err.code : err instanceof SagaNotRunningError ? 'SAGA_NOT_RUNNING' : 'STEP_FAILED';
-    const { started, tag } = await this.log.beginCompensation(sagaId, { step: step.name, errorCode, error: errorMessage(err) });
+    const { started, tag } = await this.log.beginCompensation(sagaId, { errorCode, error: errorMessage(err) });
     if (started) {
       this.onCompensationQueued();
       const level = err instanceof AppError ? 'info' : 'warn';

@@ -94,20 +94,17 @@ export class SagaLog {
   }
 
   /**
-   * RUNNING -> COMPENSATING, with the compensation message for the failed step's tag written to
-   * the outbox in the same transaction (or straight to COMPENSATED when no listener undoes that
-   * tag). Returns started=false when the saga was not RUNNING any more (someone else already
-   * decided its fate). `step` undefined = the last step that started (the sweeper's case).
+   * RUNNING -> COMPENSATING, with the compensation message written to the outbox in the same
+   * transaction (or straight to COMPENSATED when no listener undoes the tag). The tag is that of
+   * the last step recorded: the step that failed, or, when recording a step failed, the one
+   * before it, whose tag covers all that was done. Returns started=false when the saga was not
+   * RUNNING any more (someone else already decided its fate).
    */
-  async beginCompensation(
-    sagaId: string,
-    failure: { step?: string; errorCode: string; error: string },
-  ): Promise<{ started: boolean; tag: string | null }> {
+  async beginCompensation(sagaId: string, failure: { errorCode: string; error: string }): Promise<{ started: boolean; tag: string | null }> {
     return inTransaction(this.db, async (trx) => {
       const saga = await trx('sagas').where({ id: sagaId }).forUpdate().first('id', 'type', 'status', 'payload');
       if (!saga || saga.status !== 'RUNNING') return { started: false, tag: null };
-      const steps = trx('saga_steps').where({ saga_id: sagaId });
-      const failed = await (failure.step ? steps.andWhere({ step: failure.step }) : steps.orderBy('id', 'desc')).first('step', 'tag');
+      const failed = await trx('saga_steps').where({ saga_id: sagaId }).orderBy('id', 'desc').first('step', 'tag');
       if (!failed) {
         // No step started: nothing to undo.
         await trx('sagas').where({ id: sagaId }).update({

@@ -5,7 +5,8 @@ import { sleep } from './time';
  * Failpoints make a named point in the code fail on demand, for tests and drills: `throw` raises
  * an error, `delay` waits `ms`, `crash` kills the process on the spot (SIGKILL: no cleanup, no
  * acks, like a power cut), `off` clears it. `count` limits how many hits it fires for.
- * Names: `<saga>.<step>.before|after` and `listener.<listener>.before|after`.
+ * Names: `<saga>.<step>.before|after`, `<saga>.<step>.record` (recording the step's tag fails)
+ * and `listener.<listener>.before|after`.
  * Disabled (every hit a no-op) unless ENABLE_FAILPOINTS=1.
  */
 export type FailpointAction = 'throw' | 'delay' | 'crash' | 'off';

@@ -86,6 +86,25 @@ describe('Order saga over HTTP', () => {
     });
   }
 
+  it("When recording a step's tag fails, then the saga is compensated from the previous step's tag and its seats come back", async () => {
+    const seatIds = freshSeats(2);
+    await api.setFailpoint('order.calc_money.record', { action: 'throw', count: 1 });
+    const reply = await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
+    expect(reply.status).to.equal(500);
+    expect(reply.body.error.details.tag).to.equal('order_add_seats_cancel');
+    const saga = await waitFor('compensated', async () => {
+      const view = (await api.saga(reply.body.error.details.sagaId)).body;
+      return view.status === 'COMPENSATED' && view;
+    });
+    expect(saga.steps.map((s: { step: string; status: string }) => [s.step, s.status])).to.deep.equal([
+      ['seats_check', 'DONE'],
+      ['seats_hold', 'FAILED'],
+    ]);
+    expect(saga.compensations.map((c: { listener: string; status: string }) => [c.listener, c.status])).to.deep.equal([['seat-release', 'DONE']]);
+    expect(await app.db('seat_holds').whereIn('seat_id', seatIds).first()).to.equal(undefined);
+    await checkSeatInvariants(app, show.id);
+  });
+
   it('When a seat is already held, then the order answers 409 SEATS_TAKEN naming it and the holder keeps it', async () => {
     const [a, b] = freshSeats(2);
     const first = await api.post('/api/orders', { showId: show.id, seatIds: [a] }, buyer.auth);
