@@ -77,11 +77,11 @@ export class Broker {
   private model: ChannelModel | null = null;
   private publisher: LiveChannel<ConfirmChannel> | null = null;
   private readonly consumers: ConsumerSpec[] = [];
-  private readonly consumerChannels: Array<LiveChannel & { tag?: string }> = [];
+  private readonly consumerChannels = new Map<ConsumerSpec, LiveChannel & { tag?: string }>();
   private readonly inFlight = new Set<Promise<void>>();
   private consuming = true;
   private connected = false;
-  private connectedWaiters: Array<() => void> = [];
+  private closing = false;
 
   constructor(private readonly options: BrokerOptions) {}
 
@@ -114,7 +114,6 @@ export class Broker {
     this.connection.on('connect', () => {
       this.connected = true;
       logger.info('rabbitmq connected', { dependency: 'rabbitmq', connection: this.options.connectionName });
-      for (const resolve of this.connectedWaiters.splice(0)) resolve();
     });
     this.connection.on('disconnect', (err: Error) => {
       this.connected = false;
@@ -133,13 +132,18 @@ export class Broker {
     await this.connection.waitForConnect();
   }
 
-  /** Resolves when connected (immediately if it is). */
-  waitUntilConnected(): Promise<void> {
-    if (this.connected) return Promise.resolve();
-    return new Promise((resolve) => this.connectedWaiters.push(resolve));
+  /** Runs after every (re)connect, before the connection is handed out. */
+  private async setup(model: ChannelModel): Promise<void> {
+    await this.declareTopology(model);
+    await this.openPublisher(model);
+    this.model = model;
+    this.consumerChannels.clear();
+    if (this.consuming) {
+      for (const spec of this.consumers) await this.startConsumer(model, spec);
+    }
   }
 
-  private async setup(model: ChannelModel): Promise<void> {
+  private async declareTopology(model: ChannelModel): Promise<void> {
     const declare = await model.createChannel();
     declare.on('error', () => {});
     try {
@@ -159,41 +163,66 @@ export class Broker {
     } finally {
       await declare.close().catch(() => {});
     }
-
-    const confirm = await model.createConfirmChannel();
-    const publisher: LiveChannel<ConfirmChannel> = { channel: confirm, open: true };
-    this.watch(publisher, 'publisher');
-    this.publisher = publisher;
-
-    this.model = model;
-    this.consumerChannels.length = 0;
-    if (this.consuming) {
-      for (const spec of this.consumers) await this.startConsumer(model, spec);
-    }
   }
 
-  private watch(live: LiveChannel, role: string): void {
-    live.channel.on('close', () => {
-      live.open = false;
+  private async openPublisher(model: ChannelModel): Promise<void> {
+    const publisher: LiveChannel<ConfirmChannel> = { channel: await model.createConfirmChannel(), open: true };
+    this.watch(publisher, 'publisher', model, async () => {
+      if (this.publisher === publisher) this.publisher = null;
+      await this.declareTopology(model);
+      await this.openPublisher(model);
     });
-    live.channel.on('error', (err: Error) => this.options.logger.warn('rabbitmq channel error', { role, error: errorMessage(err) }));
-    live.channel.on('handler-error', (err: Error, event: string) =>
-      this.options.logger.error('rabbitmq channel handler threw', { role, event, error: errorMessage(err) }),
-    );
+    this.publisher = publisher;
   }
 
   private async startConsumer(model: ChannelModel, spec: ConsumerSpec): Promise<void> {
     const channel = await model.createChannel();
     const live: LiveChannel & { tag?: string } = { channel, open: true };
-    this.watch(live, `consumer ${spec.queue.name}`);
+    const restart = async () => {
+      if (!this.consuming) return;
+      await this.declareTopology(model);
+      await this.startConsumer(model, spec);
+    };
+    this.watch(live, `consumer ${spec.queue.name}`, model, restart);
     await channel.prefetch(spec.prefetch);
     const { consumerTag } = await channel.consume(spec.queue.name, (msg) => {
-      if (!msg) return; // cancelled by the broker (queue deleted); recovery re-declares it
+      if (!msg) {
+        // The broker cancelled the consumer (its queue was deleted): declare it again, consume again.
+        this.options.logger.warn('rabbitmq cancelled a consumer, restarting it', { queue: spec.queue.name });
+        live.open = false;
+        void channel.close().catch(() => {});
+        return;
+      }
       const work = this.handle(live, spec, msg).finally(() => this.inFlight.delete(work));
       this.inFlight.add(work);
     });
     live.tag = consumerTag;
-    this.consumerChannels.push(live);
+    this.consumerChannels.set(spec, live);
+  }
+
+  /**
+   * Marks the channel dead when it closes. A channel can close while its connection lives (a
+   * publish to an exchange that was deleted, a queue deleted under its consumer): amqplib's
+   * recovery only reacts to the connection, so `reopen` brings the channel back, after a short
+   * pause, as long as the connection it belonged to is still the current one.
+   */
+  private watch(live: LiveChannel, role: string, model: ChannelModel, reopen: () => Promise<void>): void {
+    live.channel.on('close', () => {
+      live.open = false;
+      const attempt = () => {
+        if (this.model !== model || this.closing) return; // the connection went: setup() reopens everything
+        this.options.logger.warn('rabbitmq channel closed, reopening it', { channel: role });
+        reopen().catch((err) => {
+          this.options.logger.error('could not reopen a rabbitmq channel, retrying', { channel: role, error: errorMessage(err) });
+          setTimeout(attempt, 2_000).unref();
+        });
+      };
+      setTimeout(attempt, 500).unref();
+    });
+    live.channel.on('error', (err: Error) => this.options.logger.warn('rabbitmq channel error', { channel: role, error: errorMessage(err) }));
+    live.channel.on('handler-error', (err: Error, event: string) =>
+      this.options.logger.error('rabbitmq channel handler threw', { channel: role, event, error: errorMessage(err) }),
+    );
   }
 
   private async handle(live: LiveChannel, spec: ConsumerSpec, msg: ConsumeMessage): Promise<void> {
@@ -298,13 +327,14 @@ export class Broker {
   /** Stops new deliveries and waits for the messages being handled to be acked. */
   async stopConsuming(): Promise<void> {
     this.consuming = false;
-    for (const live of this.consumerChannels) {
+    for (const live of this.consumerChannels.values()) {
       if (live.open && live.tag) await live.channel.cancel(live.tag).catch(() => {});
     }
     await Promise.allSettled([...this.inFlight]);
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.stopConsuming();
     this.connected = false;
     await this.connection?.close().catch(() => {});
