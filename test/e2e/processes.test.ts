@@ -93,6 +93,17 @@ describe('The program as a process', () => {
     expect(child.output.join('')).to.match(/"message":"stopped"/);
   });
 
+  it('When several processes start at once on a fresh database, then they take turns migrating and all of them start', async () => {
+    const fresh = isolate('freshstart');
+    const children = await Promise.all([1, 2, 3].map(() => spawnService(testEnv(fresh), 'api')));
+    try {
+      for (const child of children) expect(child.output.join('')).to.match(/seat-saga listening on/);
+    } finally {
+      await Promise.all(children.map((c) => kill(c, 'SIGTERM')));
+      await cleanup(fresh, []);
+    }
+  });
+
   it('When two API processes and a worker run side by side, then they share the work without selling a seat twice', async () => {
     const children = await Promise.all([spawnService(testEnv(iso), 'api'), spawnService(testEnv(iso), 'api')]);
     try {

@@ -91,10 +91,14 @@ export async function cleanup(iso: Isolation, apps: Array<App | null | undefined
   for (const app of running) await app.stop().catch(() => {});
   const admin = knex({ client: 'mysql2', connection: adminConnection(), pool: { min: 0, max: 1 } });
   await admin.raw('DROP DATABASE IF EXISTS ??', [iso.database]).finally(() => admin.destroy());
+  const names = topology ? topologyNames(topology) : { exchanges: [], queues: [] };
+  // Child processes may have declared what no app here knows: list the namespace's too.
+  for (const kind of ['queues', 'exchanges'] as const) {
+    for (const name of await managementNames(kind, iso.namespace)) if (!names[kind].includes(name)) names[kind].push(name);
+  }
   const conn = await amqp.connect(BASE_ENV.AMQP_URL);
   try {
     const ch = await conn.createChannel();
-    const names = topology ? topologyNames(topology) : { exchanges: [], queues: [] };
     for (const queue of names.queues) await ch.deleteQueue(queue);
     for (const exchange of names.exchanges) await ch.deleteExchange(exchange);
     await ch.close();
@@ -103,6 +107,16 @@ export async function cleanup(iso: Isolation, apps: Array<App | null | undefined
   }
   const redis = new Redis(BASE_ENV.REDIS_URL);
   await deleteKeysWithPrefix(redis, `${iso.namespace}:`).finally(() => redis.disconnect());
+}
+
+/** Names under `<namespace>.` that the RabbitMQ management API lists (none if it is not there). */
+async function managementNames(kind: 'queues' | 'exchanges', namespace: string): Promise<string[]> {
+  const url = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672';
+  const res = await fetch(`${url}/api/${kind}/%2F?columns=name`, {
+    headers: { Authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
+  }).catch(() => null);
+  if (!res?.ok) return [];
+  return ((await res.json()) as Array<{ name: string }>).map((x) => x.name).filter((name) => name.startsWith(`${namespace}.`));
 }
 
 function adminConnection() {
