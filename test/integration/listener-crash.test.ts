@@ -21,15 +21,16 @@ describe('A listener killed between its commit and its ack', () => {
     const seatIds = show.seatIds.slice(0, 2);
 
     const child = await spawnService({ ...apiApp.env, FAILPOINTS: 'listener.seat-release.after=crash' }, 'worker');
+    let sagaId: string;
     try {
       await api.setFailpoint('order.order_add.after', { action: 'throw', count: 1 });
       const failed = await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
       expect(failed.status).to.equal(500);
+      sagaId = failed.body.error.details.sagaId;
       await waitFor('the worker to be killed by its failpoint', async () => child.signalCode === 'SIGKILL', 10_000);
     } finally {
       await kill(child);
     }
-    const sagaId = (await apiApp.db('sagas').where({ status: 'COMPENSATING' }).first('id')).id;
 
     // The effect was committed before the crash: the seats are free, and another order takes them.
     const release = await apiApp.db('saga_compensations').where({ saga_id: sagaId, listener: 'seat-release' }).first('status');
