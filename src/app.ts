@@ -8,7 +8,7 @@ import { orderDeleteListener } from './compensation/order-delete';
 import { seatReleaseListener } from './compensation/seat-release';
 import type { Config, Role } from './config';
 import { redactUrl } from './config';
-import { createDb, ensureDatabase, type Db } from './db/database';
+import { createDb, ensureDatabase, migrateLatest, type Db } from './db/database';
 import { connectRedis, createRedis, type RedisClient } from './db/redis';
 import { SeatInventory } from './inventory/seat-inventory';
 import { Broker } from './messaging/broker';
@@ -68,14 +68,8 @@ export async function startApp(config: Config, role: Role, options: StartOptions
 
   logger.info('starting', { role, database: redactUrl(config.DATABASE_URL), namespace: config.NAMESPACE });
   await retryWithBackoff('mysql', () => ensureDatabase(config, logger), logger, { aborted });
+  await migrateLatest(config, logger);
   const db = createDb(config, logger);
-  // Processes starting together take turns; MySQL DDL commits implicitly, so knex reports the
-  // lock as held rather than waiting for it.
-  await retryWithBackoff('mysql', () => db.migrate.latest(), logger, {
-    aborted,
-    retryIf: (err) => /already locked/.test(String((err as Error)?.message)),
-    message: 'migrations locked by another process, waiting (if none is running: npm run migrate:unlock)',
-  });
   const [registration] = await db('process_registrations').insert({ hostname: hostname().slice(0, 255), pid: process.pid, role });
   const ids = new IdGenerator(Number(registration) % (MAX_WORKER_ID + 1), clock);
   const tokens = new TokenSigner(await loadAuthSecret(db, config.AUTH_SECRET));

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import knex, { type Knex } from 'knex';
 import { databaseName, type Config } from '../config';
 import type { Logger } from '../observability/logger';
@@ -71,6 +72,33 @@ export async function ensureDatabase(config: Config, logger: Logger): Promise<vo
     ]);
   } finally {
     await admin.destroy();
+  }
+}
+
+/**
+ * Runs the migrations under a MySQL named lock, so processes starting together take turns (knex's
+ * own lock makes the losers fail, and two processes can collide creating knex's tables). The
+ * server releases a named lock when its holder's connection dies, so whoever holds it knows no one
+ * else is migrating and may clear a knex lock left behind by a process that died mid-migration.
+ */
+export async function migrateLatest(config: Config, logger: Logger): Promise<void> {
+  const db = knex({ ...knexConfig(config, 1, logger), pool: { min: 1, max: 1 } });
+  const lock = `seat-saga-migrate-${createHash('sha1').update(databaseName(config)).digest('hex').slice(0, 24)}`;
+  try {
+    for (;;) {
+      const [[{ got }]] = await db.raw('SELECT GET_LOCK(?, 10) AS got', [lock]);
+      if (got === 1) break;
+      logger.warn('another process is migrating the database, waiting', { dependency: 'mysql' });
+    }
+    try {
+      await db.migrate.forceFreeMigrationsLock();
+      const [, applied] = await db.migrate.latest();
+      if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
+    } finally {
+      await db.raw('SELECT RELEASE_LOCK(?)', [lock]);
+    }
+  } finally {
+    await db.destroy();
   }
 }
 

@@ -7,10 +7,6 @@ export interface BackoffOptions {
   maxDelayMs?: number;
   /** Stop retrying when this returns true (e.g. the process is shutting down). */
   aborted?: () => boolean;
-  /** Only errors this accepts are retried; others are thrown at once. */
-  retryIf?: (err: unknown) => boolean;
-  /** Log message for a failed attempt. */
-  message?: string;
 }
 
 /**
@@ -22,16 +18,16 @@ export async function retryWithBackoff<T>(
   dependency: string,
   attempt: () => Promise<T>,
   logger: Logger,
-  { initialDelayMs = 250, maxDelayMs = 10_000, aborted = () => false, retryIf = () => true, message }: BackoffOptions = {},
+  { initialDelayMs = 250, maxDelayMs = 10_000, aborted = () => false }: BackoffOptions = {},
 ): Promise<T> {
   let delay = initialDelayMs;
   for (let n = 1; ; n++) {
     try {
       return await attempt();
     } catch (err) {
-      if (aborted() || !retryIf(err)) throw err;
+      if (aborted()) throw err;
       const waitMs = Math.round(delay * (0.8 + Math.random() * 0.4));
-      logger.warn(message ?? `${dependency} unreachable, retrying`, { dependency, attempt: n, retryInMs: waitMs, error: errorMessage(err) });
+      logger.warn(`${dependency} unreachable, retrying`, { dependency, attempt: n, retryInMs: waitMs, error: errorMessage(err) });
       await sleep(waitMs);
       delay = Math.min(maxDelayMs, delay * 2);
     }

@@ -104,6 +104,17 @@ describe('The program as a process', () => {
     }
   });
 
+  it("When a process died mid-migration and left knex's lock taken, then the next start clears it and starts", async () => {
+    await worker.db('knex_migrations_lock').update({ is_locked: 1 });
+    const child = await spawnService(testEnv(iso), 'api');
+    try {
+      expect(child.output.join('')).to.match(/seat-saga listening on/);
+      expect(await worker.db('knex_migrations_lock').pluck('is_locked')).to.deep.equal([0]);
+    } finally {
+      await kill(child, 'SIGTERM');
+    }
+  });
+
   it('When two API processes and a worker run side by side, then they share the work without selling a seat twice', async () => {
     const children = await Promise.all([spawnService(testEnv(iso), 'api'), spawnService(testEnv(iso), 'api')]);
     try {
