@@ -2,9 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import amqp from 'amqplib';
-import Redis from 'ioredis';
 import knex, { type Knex } from 'knex';
+import { dropNamespace } from '../tools/drop-namespace';
 
 /**
  * The service under benchmark: the built program (dist/main.js) in its own process, with its
@@ -84,28 +83,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Removes a benchmark's database, exchanges, queues and Redis keys. */
-async function dropEverything(env: Record<string, string>, database: string): Promise<void> {
-  const admin = knex({ client: 'mysql2', connection: connectionOf(new URL(env.DATABASE_URL)), pool: { min: 0, max: 1 } });
-  await admin.raw('DROP DATABASE IF EXISTS ??', [database]).finally(() => admin.destroy());
-
-  const redis = new Redis(env.REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${env.NAMESPACE}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.unlink(...keys);
-  } while (cursor !== '0');
-  redis.disconnect();
-
-  // Queues and exchanges of the namespace, as listed by the management API when it is there.
-  const auth = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
-  const list = async (what: string) => {
-    const res = await fetch(`http://127.0.0.1:15672/api/${what}/%2F`, { headers: { Authorization: auth } }).catch(() => null);
-    return res?.ok ? ((await res.json()) as Array<{ name: string }>).map((x) => x.name).filter((n) => n.startsWith(`${env.NAMESPACE}.`)) : [];
-  };
-  const conn = await amqp.connect(env.AMQP_URL);
-  const ch = await conn.createChannel();
-  for (const queue of await list('queues')) await ch.deleteQueue(queue);
-  for (const exchange of await list('exchanges')) await ch.deleteExchange(exchange);
-  await conn.close();
+function dropEverything(env: Record<string, string>, database: string): Promise<void> {
+  return dropNamespace({ namespace: env.NAMESPACE, database, databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, amqpUrl: env.AMQP_URL });
 }

@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import amqp from 'amqplib';
-import Redis from 'ioredis';
-import knex from 'knex';
 import winston from 'winston';
 import { startApp, type App } from '../../src/app';
 import { loadConfig, type Config, type Role } from '../../src/config';
-import { deleteKeysWithPrefix } from '../../src/db/redis';
 import { topologyNames } from '../../src/messaging/topology';
+import { dropNamespace } from '../../tools/drop-namespace';
 import { Api } from './http';
 
 /** One id per `npm test` run; every app of the run gets its own database and NAMESPACE from it. */
@@ -89,39 +86,14 @@ export async function cleanup(iso: Isolation, apps: Array<App | null | undefined
   const running = apps.filter((a): a is App => Boolean(a));
   const topology = running[0]?.topology;
   for (const app of running) await app.stop().catch(() => {});
-  const admin = knex({ client: 'mysql2', connection: adminConnection(), pool: { min: 0, max: 1 } });
-  await admin.raw('DROP DATABASE IF EXISTS ??', [iso.database]).finally(() => admin.destroy());
-  const names = topology ? topologyNames(topology) : { exchanges: [], queues: [] };
-  // Child processes may have declared what no app here knows: list the namespace's too.
-  for (const kind of ['queues', 'exchanges'] as const) {
-    for (const name of await managementNames(kind, iso.namespace)) if (!names[kind].includes(name)) names[kind].push(name);
-  }
-  const conn = await amqp.connect(BASE_ENV.AMQP_URL);
-  try {
-    const ch = await conn.createChannel();
-    for (const queue of names.queues) await ch.deleteQueue(queue);
-    for (const exchange of names.exchanges) await ch.deleteExchange(exchange);
-    await ch.close();
-  } finally {
-    await conn.close();
-  }
-  const redis = new Redis(BASE_ENV.REDIS_URL);
-  await deleteKeysWithPrefix(redis, `${iso.namespace}:`).finally(() => redis.disconnect());
-}
-
-/** Names under `<namespace>.` that the RabbitMQ management API lists (none if it is not there). */
-async function managementNames(kind: 'queues' | 'exchanges', namespace: string): Promise<string[]> {
-  const url = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672';
-  const res = await fetch(`${url}/api/${kind}/%2F?columns=name`, {
-    headers: { Authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}` },
-  }).catch(() => null);
-  if (!res?.ok) return [];
-  return ((await res.json()) as Array<{ name: string }>).map((x) => x.name).filter((name) => name.startsWith(`${namespace}.`));
-}
-
-function adminConnection() {
-  const url = new URL(BASE_ENV.DATABASE_URL);
-  return { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password) };
+  await dropNamespace({
+    namespace: iso.namespace,
+    database: iso.database,
+    databaseUrl: BASE_ENV.DATABASE_URL,
+    redisUrl: BASE_ENV.REDIS_URL,
+    amqpUrl: BASE_ENV.AMQP_URL,
+    known: topology && topologyNames(topology),
+  });
 }
 
 /**
