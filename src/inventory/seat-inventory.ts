@@ -180,11 +180,6 @@ export class SeatInventory {
     return rebuild;
   }
 
-  /** Drops a show's view; the next use rebuilds it from the database. */
-  async forget(showId: string): Promise<void> {
-    await this.redis.del(...this.keys(showId));
-  }
-
   private async withLoadedView<T extends ScriptReply>(showId: string, script: () => Promise<T>): Promise<T> {
     let reply = await script();
     for (let attempt = 0; reply[0] === 'NOT_LOADED' && attempt < 3; attempt++) {

@@ -21,7 +21,6 @@ import { SagaNotRunningError, type SagaLog } from './saga-log';
 
 export interface StepRun {
   sagaId: string;
-  logger: Logger;
   /** Runs `work` in a transaction that commits only if the saga is still RUNNING; marks the step DONE in it. */
   guarded<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
 }
@@ -84,7 +83,7 @@ export class SagaEngine {
 
     for (const step of definition.steps) {
       try {
-        await this.runStep(definition, step, ctx, sagaId, logger);
+        await this.runStep(definition, step, ctx, sagaId);
       } catch (err) {
         const tag = await this.fail(sagaId, step, err, logger);
         this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
@@ -105,14 +104,13 @@ export class SagaEngine {
     return sagaId;
   }
 
-  private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string, logger: Logger) {
+  private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string) {
     await this.failpoints.hit(`${definition.type}.${step.name}.record`); // recording itself failing
     await this.log.recordStepStart(sagaId, step.name, step.tag);
     await this.failpoints.hit(`${definition.type}.${step.name}.before`);
     let committed = false;
     const run: StepRun = {
       sagaId,
-      logger,
       guarded: (work) =>
         inTransaction(this.db, async (trx) => {
           await this.log.lockRunning(trx, sagaId);

@@ -23,8 +23,8 @@ export class Periodic {
     this.schedule();
   }
 
-  /** Runs a pass now (or waits for the one in progress). */
-  async runNow(): Promise<void> {
+  /** Runs a pass (or waits for the one in progress). */
+  private async runPass(): Promise<void> {
     if (this.running) return this.running;
     this.running = this.task()
       .catch((err) => {
@@ -46,7 +46,7 @@ export class Periodic {
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(async () => {
-      await this.runNow();
+      await this.runPass();
       this.schedule();
     }, this.intervalMs);
     this.timer.unref();
