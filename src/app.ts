@@ -17,6 +17,7 @@ import { buildTopology, type Topology } from './messaging/topology';
 import { createLogger, type Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { Orders } from './orders/orders';
+import { PaymentNotifications } from './payments/notifications';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
 import { RecoverySweeper } from './sagas/recovery-sweeper';
@@ -120,6 +121,17 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   );
   const sweeping = new Periodic('recovery sweeper', config.SWEEP_INTERVAL_MS, async () => void (await sweeper.sweepOnce()), logger);
 
+  const payments = new PaymentNotifications({
+    db,
+    logger,
+    registry: metrics.registry,
+    secret: config.PAYMENT_NOTIFY_SECRET,
+    matchDeadlineMs: config.PAYMENT_MATCH_DEADLINE_MS,
+    clock,
+  });
+  const reconciling = new Periodic('payment reconciliation', config.SWEEP_INTERVAL_MS, async () => void (await payments.reconcileOnce()), logger);
+  if (!payments.enabled) logger.warn('PAYMENT_NOTIFY_SECRET not set: the payment callback /api/payments/notify is off');
+
   relay.start();
 
   if (role !== 'api') {
@@ -143,6 +155,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       });
     }
     sweeping.start();
+    reconciling.start();
     await loadSeatViews(db, inventory, logger);
   }
 
@@ -166,6 +179,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       users,
       shows,
       orders,
+      payments,
       sagaLog,
       failpoints,
       health,
@@ -196,6 +210,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     }
     await broker.stopConsuming();
     await sweeping.stop();
+    await reconciling.stop();
     await relay.stop();
     await broker.close();
     redis.disconnect();

@@ -55,6 +55,19 @@ const schema = z.object({
   // A saga COMPENSATING longer than this gets its compensation message published again.
   COMPENSATION_STALE_MS: integer(100).default(60_000),
   SWEEP_INTERVAL_MS: integer(50).default(5_000),
+  // Which triggers expire unpaid orders (all three by default; the database sweep is the backstop).
+  EXPIRY_TRIGGERS: z
+    .string()
+    .regex(/^\s*(keyspace|delay-queue|sweep)(\s*,\s*(keyspace|delay-queue|sweep))*\s*$/, 'must be a comma-separated list of keyspace, delay-queue, sweep')
+    .transform((value) => new Set(value.split(',').map((v) => v.trim()) as Array<'keyspace' | 'delay-queue' | 'sweep'>))
+    .prefault('keyspace,delay-queue,sweep'),
+  // Wrong pay passwords allowed per user within the window before 429 TOO_MANY_ATTEMPTS.
+  PAY_PASSWORD_MAX_ATTEMPTS: integer(1, 1000).default(5),
+  PAY_PASSWORD_WINDOW_MS: integer(1000).default(15 * 60 * 1000),
+  // Shared secret of the payment provider's callback (HMAC-SHA256); unset = the callback is off.
+  PAYMENT_NOTIFY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  // A provider payment whose order has not appeared after this long is flagged for refund.
+  PAYMENT_MATCH_DEADLINE_MS: integer(1000).default(10 * 60 * 1000),
   OUTBOX_POLL_MS: integer(10).default(500),
   // Delay before a failed message is delivered again, and how many deliveries it gets in all.
   RETRY_DELAY_MS: integer(10).default(2_000),

@@ -4,6 +4,7 @@ import { AppError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { Orders } from '../orders/orders';
+import type { PaymentNotifications } from '../payments/notifications';
 import type { SagaLog } from '../sagas/saga-log';
 import type { Shows } from '../shows/shows';
 import type { Failpoints } from '../support/failpoints';
@@ -11,6 +12,7 @@ import type { TokenSigner } from '../users/tokens';
 import type { Users } from '../users/users';
 import { errorHandler } from './error-handler';
 import { adminRoutes } from './routes/admin';
+import { paymentRoutes } from './routes/payments';
 import { publicRoutes } from './routes/public';
 
 export interface HealthCheck {
@@ -26,6 +28,7 @@ export interface ApiDeps {
   users: Users;
   shows: Shows;
   orders: Orders;
+  payments: PaymentNotifications;
   sagaLog: SagaLog;
   failpoints: Failpoints;
   health: HealthCheck[];
@@ -69,6 +72,8 @@ export function createHttpApp(deps: ApiDeps): Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  // The provider's callback is signed over its raw bytes: it reads its own body.
+  app.use('/api/payments', paymentRoutes(deps.payments));
   app.use(express.json({ limit: '64kb', strict: true }));
   app.use('/api/admin', adminRoutes(deps));
   app.use('/api', publicRoutes(deps));
