@@ -3,6 +3,8 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createHttpApp, type HealthCheck } from './api/http-app';
+import { IdempotencyStore } from './api/idempotency';
+import { balanceRestoreListener } from './compensation/balance-restore';
 import { compensationHandler, type CompensationListener } from './compensation/listener-runtime';
 import { orderDeleteListener } from './compensation/order-delete';
 import { seatReleaseListener } from './compensation/seat-release';
@@ -16,10 +18,13 @@ import { OutboxRelay } from './messaging/outbox';
 import { buildTopology, type Topology } from './messaging/topology';
 import { createLogger, type Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
+import { OrderExpiry } from './orders/expiry';
+import { RELEASE_ROUTE } from './orders/order-release';
 import { Orders } from './orders/orders';
 import { PaymentNotifications } from './payments/notifications';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
+import { paySaga } from './sagas/pay-saga';
 import { RecoverySweeper } from './sagas/recovery-sweeper';
 import { SagaLog } from './sagas/saga-log';
 import { Shows } from './shows/shows';
@@ -29,6 +34,7 @@ import { Periodic } from './support/periodic';
 import { retryWithBackoff } from './support/retry';
 import { systemClock, type Clock } from './support/time';
 import { loadAuthSecret, TokenSigner } from './users/tokens';
+import { PayPasswordGuard } from './users/pay-password';
 import { Users } from './users/users';
 
 /** A running seat-saga process: every part it built, and the way to stop it. */
@@ -73,7 +79,8 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   const db = createDb(config, logger);
   const [registration] = await db('process_registrations').insert({ hostname: hostname().slice(0, 255), pid: process.pid, role });
   const ids = new IdGenerator(Number(registration) % (MAX_WORKER_ID + 1), clock);
-  const tokens = new TokenSigner(await loadAuthSecret(db, config.AUTH_SECRET));
+  const authSecret = await loadAuthSecret(db, config.AUTH_SECRET);
+  const tokens = new TokenSigner(authSecret);
 
   const connectionName = `${config.NAMESPACE} ${role} ${hostname()}:${process.pid}`;
   const redis = createRedis(config.REDIS_URL, logger, connectionName);
@@ -85,10 +92,18 @@ export async function startApp(config: Config, role: Role, options: StartOptions
 
   const metrics = createMetrics(db);
   const inventory = new SeatInventory(redis, db, config.NAMESPACE, logger);
-  const sagas = { order: orderSaga({ db, inventory }) };
+  const passwords = new PayPasswordGuard(db, redis, config.NAMESPACE, {
+    maxAttempts: config.PAY_PASSWORD_MAX_ATTEMPTS,
+    windowMs: config.PAY_PASSWORD_WINDOW_MS,
+  });
+  const sagas = {
+    // `expiry` is built below, once the topology it publishes to exists; the saga calls it only when it runs.
+    order: orderSaga({ db, inventory, scheduleExpiry: (trx, order) => expiry.scheduleInTransaction(trx, order) }),
+    pay: paySaga({ db, passwords, clock }),
+  };
   const topology = buildTopology(
-    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS },
-    Object.values(sagas).flatMap((saga) => saga.steps),
+    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS },
+    [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE],
   );
   const broker = new Broker({
     url: config.AMQP_URL,
@@ -119,7 +134,33 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     { staleMs: config.SAGA_STALE_MS, compensationStaleMs: config.COMPENSATION_STALE_MS },
     () => relay.kick(),
   );
-  const sweeping = new Periodic('recovery sweeper', config.SWEEP_INTERVAL_MS, async () => void (await sweeper.sweepOnce()), logger);
+  const expiry = new OrderExpiry({
+    db,
+    redis,
+    sagaLog,
+    ids,
+    topology,
+    clock,
+    logger,
+    namespace: config.NAMESPACE,
+    triggers: config.EXPIRY_TRIGGERS,
+    onReleaseQueued: () => relay.kick(),
+    onExpired: (trigger, latenessMs) => {
+      metrics.ordersExpired.inc({ trigger });
+      metrics.expiryLateness.observe({ trigger }, latenessMs / 1000);
+    },
+  });
+  const idempotency = new IdempotencyStore(db, authSecret);
+  const sweeping = new Periodic(
+    'recovery sweeper',
+    config.SWEEP_INTERVAL_MS,
+    async () => {
+      await sweeper.sweepOnce();
+      await expiry.sweepOnce();
+      await idempotency.purgeExpired();
+    },
+    logger,
+  );
 
   const payments = new PaymentNotifications({
     db,
@@ -135,7 +176,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   relay.start();
 
   if (role !== 'api') {
-    const listeners: CompensationListener[] = [seatReleaseListener(inventory), orderDeleteListener()];
+    const listeners: CompensationListener[] = [seatReleaseListener(inventory), orderDeleteListener(), balanceRestoreListener()];
     for (const listener of listeners) {
       const queue = topology.listenerQueues[listener.name];
       if (!queue) throw new Error(`no saga step routes to listener ${listener.name}`);
@@ -154,6 +195,15 @@ export async function startApp(config: Config, role: Role, options: StartOptions
         }),
       });
     }
+    if (config.EXPIRY_TRIGGERS.has('delay-queue')) {
+      await broker.consume({
+        queue: topology.expiry.dueQueue,
+        prefetch: config.LISTENER_PREFETCH,
+        maxDeliveries: config.MAX_DELIVERIES,
+        handler: (delivery) => expiry.handleDue(delivery.body),
+      });
+    }
+    await expiry.startKeyspaceSubscriber(redisDbIndex(config.REDIS_URL));
     sweeping.start();
     reconciling.start();
     await loadSeatViews(db, inventory, logger);
@@ -170,7 +220,20 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     ];
     const users = new Users(db, tokens);
     const shows = new Shows(db, inventory);
-    const orders = new Orders({ db, shows, engine, orderSaga: sagas.order, ids, clock, paymentWindowMs: config.PAYMENT_WINDOW_MS });
+    const orders = new Orders({
+      db,
+      shows,
+      engine,
+      orderSaga: sagas.order,
+      paySaga: sagas.pay,
+      sagaLog,
+      expiry,
+      passwords,
+      onReleaseQueued: () => relay.kick(),
+      ids,
+      clock,
+      paymentWindowMs: config.PAYMENT_WINDOW_MS,
+    });
     const http = createHttpApp({
       logger,
       metrics,
@@ -180,6 +243,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       shows,
       orders,
       payments,
+      idempotency,
       sagaLog,
       failpoints,
       health,
@@ -211,6 +275,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     await broker.stopConsuming();
     await sweeping.stop();
     await reconciling.stop();
+    await expiry.stop();
     await relay.stop();
     await broker.close();
     redis.disconnect();
@@ -219,6 +284,12 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   }
 
   return { config, role, logger, db, redis, broker, topology, metrics, failpoints, inventory, sagaLog, relay, sweeper, url, stop };
+}
+
+/** The database number in REDIS_URL (`redis://host:port/<db>`), 0 when absent. */
+function redisDbIndex(url: string): number {
+  const db = Number(new URL(url).pathname.replace(/^\//, '') || '0');
+  return Number.isInteger(db) ? db : 0;
 }
 
 /** Rebuilds the Redis view of every current show that lacks one (Redis lost its data). */

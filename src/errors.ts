@@ -16,6 +16,7 @@ export const ERROR_STATUS = {
   DUPLICATE_REQUEST: 409,
   ORDER_NOT_PAYABLE: 409,
   IDEMPOTENCY_KEY_IN_PROGRESS: 409,
+  ORDER_NOT_REFUNDABLE: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
@@ -72,7 +73,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Reached the max retries/.test(
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Reached the max retries|Redis connection is not ready/.test(
       err.message,
     ) || err.name === 'MaxRetriesPerRequestError'
   );

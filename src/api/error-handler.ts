@@ -54,6 +54,8 @@ export function errorHandler(logger: Logger) {
     }
     if (res.headersSent) return;
     if (appError.status === 503) res.set('Retry-After', '1');
+    const retryAfterSeconds = (appError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (appError.status === 429 && retryAfterSeconds) res.set('Retry-After', String(retryAfterSeconds));
     res.status(appError.status).json({
       error: { code: appError.code, message: appError.message, ...(appError.details === undefined ? {} : { details: appError.details }) },
     });

@@ -11,6 +11,7 @@ import type { Failpoints } from '../support/failpoints';
 import type { TokenSigner } from '../users/tokens';
 import type { Users } from '../users/users';
 import { errorHandler } from './error-handler';
+import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
 import { publicRoutes } from './routes/public';
@@ -29,6 +30,7 @@ export interface ApiDeps {
   shows: Shows;
   orders: Orders;
   payments: PaymentNotifications;
+  idempotency: IdempotencyStore;
   sagaLog: SagaLog;
   failpoints: Failpoints;
   health: HealthCheck[];

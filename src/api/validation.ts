@@ -32,6 +32,9 @@ export const schemas = {
       .max(50, 'at most 50 seats per order')
       .refine((ids) => new Set(ids).size === ids.length, 'must not name a seat twice'),
   }),
+  pay: z.strictObject({
+    payPassword: z.string().min(1, 'is required').max(128),
+  }),
   failpoint: z.strictObject({
     action: z.enum(['throw', 'off', 'delay', 'crash']),
     ms: z.number().int().min(0).max(600_000).optional(),
@@ -51,6 +54,12 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<
     message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
   }));
   throw new AppError('VALIDATION_FAILED', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+}
+
+/** For routes that take no body: nothing, or an empty JSON object. */
+export function expectNoBody(input: unknown): void {
+  if (input === undefined || (typeof input === 'object' && input !== null && !Array.isArray(input) && Object.keys(input).length === 0)) return;
+  throw new AppError('VALIDATION_FAILED', 'this request takes no body (or an empty JSON object)');
 }
 
 /** A path id that is not an id string cannot name anything: 404. */

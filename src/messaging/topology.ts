@@ -10,6 +10,16 @@
  * A work queue dead-letters rejected messages into its `.retry` queue, whose message TTL sends
  * them back to the work queue through the default exchange. The broker counts each round trip in
  * the message's `x-death` header, which is how consumers know how many deliveries a message had.
+ *
+ * Unpaid-order expiry, the durable trigger (RabbitMQ 3.10 has no delayed-message plugin):
+ *
+ *   <ns>.expiry (direct) --wait-<ms>ms-->  <ns>.expiry.wait-<ms>ms   (no consumer; message TTL <ms>)
+ *                        <--due-- (dead-lettered when the TTL runs out)
+ *   <ns>.expiry (direct) --due-->          <ns>.expiry.due           (work queue: expire the order)
+ *
+ * RabbitMQ expires messages only at the head of a queue, so one wait queue per delay value: all
+ * of its messages share one TTL and leave in order. A new PAYMENT_WINDOW_MS gets its own queue;
+ * the old one drains into the same exchange.
  */
 
 export type ListenerName = 'seat-release' | 'order-delete' | 'balance-restore';
@@ -42,7 +52,10 @@ export interface Topology {
   exchanges: {
     compensation: string;
     deadLetter: string;
+    expiry: string;
   };
+  /** Where an order's expiry message goes (exchange + routing key) and the queue that acts on it. */
+  expiry: { exchange: string; waitRoutingKey: string; waitQueue: string; dueQueue: WorkQueue };
   /** The work queue of each compensation listener some saga step routes to. */
   listenerQueues: Partial<Record<ListenerName, WorkQueue>>;
   /** Tag -> listeners it routes to, as bound. */
@@ -54,9 +67,11 @@ export interface Topology {
 export interface TopologyOptions {
   namespace: string;
   retryDelayMs: number;
+  /** PAYMENT_WINDOW_MS: the delay of the expiry wait queue. */
+  paymentWindowMs: number;
 }
 
-export function buildTopology({ namespace: ns, retryDelayMs }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
+export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
   const compensation = `${ns}.compensation`;
   const deadLetter = `${ns}.dead-letter`;
   const declaredQueues: QueueSpec[] = [];
@@ -103,13 +118,25 @@ export function buildTopology({ namespace: ns, retryDelayMs }: TopologyOptions, 
     );
   }
 
+  const expiryExchange = `${ns}.expiry`;
+  const waitRoutingKey = `wait-${paymentWindowMs}ms`;
+  const waitQueue = `${expiryExchange}.${waitRoutingKey}`;
+  declaredQueues.push({
+    name: waitQueue,
+    arguments: { 'x-message-ttl': paymentWindowMs, 'x-dead-letter-exchange': expiryExchange, 'x-dead-letter-routing-key': 'due' },
+    bindings: [{ exchange: expiryExchange, routingKey: waitRoutingKey }],
+  });
+  const dueQueue = workQueue(`${expiryExchange}.due`, [{ exchange: expiryExchange, routingKey: 'due' }]);
+
   return {
-    exchanges: { compensation, deadLetter },
+    exchanges: { compensation, deadLetter, expiry: expiryExchange },
+    expiry: { exchange: expiryExchange, waitRoutingKey, waitQueue, dueQueue },
     listenerQueues,
     listenersByTag,
     declaredExchanges: [
       { name: compensation, type: 'topic' },
       { name: deadLetter, type: 'direct' },
+      { name: expiryExchange, type: 'direct' },
     ],
     declaredQueues,
   };

@@ -47,6 +47,19 @@ export function createMetrics(db: Db) {
     help: 'Outbox messages published and confirmed by the broker',
     registers: [registry],
   });
+  const ordersExpired = new Counter({
+    name: 'seat_saga_orders_expired_total',
+    help: 'Unpaid orders expired, by the trigger that did it (keyspace, delay-queue, sweep)',
+    labelNames: ['trigger'] as const,
+    registers: [registry],
+  });
+  const expiryLateness = new Histogram({
+    name: 'seat_saga_order_expiry_lateness_seconds',
+    help: 'How long after its deadline an unpaid order was expired',
+    labelNames: ['trigger'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
   new Gauge({
     name: 'seat_saga_outbox_pending',
     help: 'Outbox messages not yet confirmed by the broker',
@@ -69,7 +82,7 @@ export function createMetrics(db: Db) {
     },
   });
 
-  return { registry, httpDuration, sagaOutcomes, sagaDuration, compensations, deadLettered, outboxPublished };
+  return { registry, httpDuration, sagaOutcomes, sagaDuration, compensations, deadLettered, outboxPublished, ordersExpired, expiryLateness };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

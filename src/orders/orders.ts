@@ -1,9 +1,14 @@
 import type { Db } from '../db/database';
-import { toNumber } from '../db/database';
+import { inTransaction, toNumber } from '../db/database';
 import { AppError, notFound } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { SagaDefinition, SagaEngine } from '../sagas/engine';
 import type { OrderSagaContext } from '../sagas/order-saga';
+import { orderNotPayable, type PaySagaContext } from '../sagas/pay-saga';
+import type { SagaLog } from '../sagas/saga-log';
+import type { PayPasswordGuard } from '../users/pay-password';
+import type { OrderExpiry } from './expiry';
+import { releaseOrderSeats } from './order-release';
 import type { Shows } from '../shows/shows';
 import type { Clock } from '../support/time';
 import type { IdGenerator } from '../support/ids';
@@ -26,6 +31,12 @@ export interface OrdersDeps {
   shows: Shows;
   engine: SagaEngine;
   orderSaga: SagaDefinition<OrderSagaContext>;
+  paySaga: SagaDefinition<PaySagaContext>;
+  sagaLog: SagaLog;
+  expiry: OrderExpiry;
+  passwords: PayPasswordGuard;
+  /** A release was written to the outbox: publish it now. */
+  onReleaseQueued(): void;
   ids: IdGenerator;
   clock: Clock;
   paymentWindowMs: number;
@@ -59,6 +70,7 @@ export class Orders {
       expiresAt: new Date(placedAt + paymentWindowMs).toISOString(),
     };
     const sagaId = await engine.run(orderSaga, order, { orderId, userId, logger: logger.child({ orderId }) });
+    await this.deps.expiry.scheduleKey({ id: orderId, expiresAt: order.expiresAt });
     return {
       id: orderId,
       status: 'PENDING_PAYMENT',
@@ -69,6 +81,74 @@ export class Orders {
       sagaId,
       createdAt: new Date(placedAt).toISOString(),
     };
+  }
+
+  /**
+   * Pays an order from the caller's balance through the pay saga. A locked-out caller and an order
+   * the caller cannot see are refused before the saga starts (nothing written); the saga checks
+   * everything again, under its own steps.
+   */
+  async pay(userId: string, orderId: string, payPassword: string, logger: Logger): Promise<{ id: string; status: 'PAID'; balanceCents: number; sagaId: string }> {
+    const { engine, paySaga, passwords, db } = this.deps;
+    await passwords.assertNotLocked(userId);
+    await this.get(userId, orderId);
+    const sagaId = await engine.run(paySaga, { orderId, userId, payPassword }, { orderId, userId, logger: logger.child({ orderId }) });
+    const user = await db('users').where({ id: userId }).first('balance_cents');
+    return { id: orderId, status: 'PAID', balanceCents: toNumber(user.balance_cents), sagaId };
+  }
+
+  /** PENDING_PAYMENT -> CANCELLED by its owner; the seats go back through `order_cancel`. */
+  async cancel(userId: string, orderId: string, logger: Logger): Promise<{ id: string; status: 'CANCELLED'; releaseSagaId: string }> {
+    const releaseSagaId = await inTransaction(this.deps.db, async (trx) => {
+      const [result] = await trx.raw(
+        `UPDATE orders o JOIN sagas s ON s.id = o.saga_id
+            SET o.status = 'CANCELLED', o.updated_at = NOW(3)
+          WHERE o.id = ? AND o.user_id = ? AND o.status = 'PENDING_PAYMENT' AND s.status = 'COMPLETED'`,
+        [orderId, userId],
+      );
+      if (result.affectedRows === 0) throw orderNotPayable((await this.get(userId, orderId)).status);
+      const order = await trx('orders').where({ id: orderId }).first('show_id');
+      return releaseOrderSeats(trx, this.deps, { id: orderId, userId, showId: order.show_id }, 'cancel');
+    });
+    this.deps.onReleaseQueued();
+    logger.info('order cancelled', { orderId, sagaId: releaseSagaId, status: 'CANCELLED' });
+    return { id: orderId, status: 'CANCELLED', releaseSagaId };
+  }
+
+  /**
+   * PAID -> REFUNDED by its owner: what the order's payment entry says goes back to the balance
+   * (a refund entry, once per order), the seats back on sale through `order_cancel`. A payment
+   * whose pay saga has not completed cannot be refunded yet: it might still be compensated, and
+   * the money must not come back twice.
+   */
+  async refund(userId: string, orderId: string, logger: Logger): Promise<{ id: string; status: 'REFUNDED'; balanceCents: number; releaseSagaId: string }> {
+    const refunded = await inTransaction(this.deps.db, async (trx) => {
+      const [result] = await trx.raw(
+        `UPDATE orders o SET o.status = 'REFUNDED', o.updated_at = NOW(3)
+          WHERE o.id = ? AND o.user_id = ? AND o.status = 'PAID'
+            AND (o.paid_saga_id IS NULL OR EXISTS (SELECT 1 FROM sagas s WHERE s.id = o.paid_saga_id AND s.status = 'COMPLETED'))`,
+        [orderId, userId],
+      );
+      if (result.affectedRows === 0) {
+        const { status } = await this.get(userId, orderId);
+        const why = status === 'PAID' ? 'its payment is still being processed; retry shortly' : `the order is ${status}, not PAID`;
+        throw new AppError('ORDER_NOT_REFUNDABLE', `order cannot be refunded: ${why}`, { status });
+      }
+      const payment = await trx('ledger_entries').where({ order_id: orderId, kind: 'payment' }).first('user_id', 'amount_cents');
+      if (!payment) throw new Error(`order ${orderId} is PAID but has no payment in the ledger`);
+      const amount = toNumber(payment.amount_cents);
+      await trx('ledger_entries').insert({ user_id: payment.user_id, kind: 'refund', amount_cents: amount, order_id: orderId });
+      await trx('users').where({ id: payment.user_id }).increment('balance_cents', amount);
+      // Sold seats become held by the refunded order for a moment: the release frees held seats.
+      await trx('seat_holds').where({ order_id: orderId, status: 'sold' }).update({ status: 'held' });
+      const order = await trx('orders').where({ id: orderId }).first('show_id');
+      const releaseSagaId = await releaseOrderSeats(trx, this.deps, { id: orderId, userId, showId: order.show_id }, 'refund');
+      const user = await trx('users').where({ id: userId }).first('balance_cents');
+      return { releaseSagaId, amount, balanceCents: toNumber(user.balance_cents) };
+    });
+    this.deps.onReleaseQueued();
+    logger.info('order refunded', { orderId, amountCents: refunded.amount, sagaId: refunded.releaseSagaId, status: 'REFUNDED' });
+    return { id: orderId, status: 'REFUNDED', balanceCents: refunded.balanceCents, releaseSagaId: refunded.releaseSagaId };
   }
 
   /** The caller's order; another user's order, or one whose saga has not completed, is not found. */

@@ -35,6 +35,11 @@ export interface SagaStep<Ctx> {
 export interface SagaDefinition<Ctx> {
   type: string;
   steps: ReadonlyArray<SagaStep<Ctx>>;
+  /**
+   * What of the context goes into the saga log (and so into compensation messages); the whole
+   * context when absent. Secrets, such as a pay password, stay out.
+   */
+  recordedInput?(ctx: Ctx): object;
 }
 
 export interface SagaMeta {
@@ -72,14 +77,14 @@ export class SagaEngine {
   ) {}
 
   /**
-   * Runs `definition` on `ctx` (which is also the saga's recorded input: it must be JSON).
+   * Runs `definition` on `ctx` (recorded as the saga's input, through `recordedInput` if defined: JSON).
    * Resolves with the saga id when every step completed; throws SagaFailedError otherwise.
    */
   async run<Ctx extends object>(definition: SagaDefinition<Ctx>, ctx: Ctx, meta: SagaMeta = {}): Promise<string> {
     const sagaId = meta.sagaId ?? this.ids.next();
     const logger = (meta.logger ?? this.logger).child({ sagaId, sagaType: definition.type });
     const started = Date.now();
-    await this.log.create({ id: sagaId, type: definition.type, input: ctx, orderId: meta.orderId, userId: meta.userId });
+    await this.log.create({ id: sagaId, type: definition.type, input: definition.recordedInput?.(ctx) ?? ctx, orderId: meta.orderId, userId: meta.userId });
 
     for (const step of definition.steps) {
       try {

@@ -1,5 +1,6 @@
 import { isDuplicateKey, type Db } from '../db/database';
 import { AppError } from '../errors';
+import type { Tx } from '../db/database';
 import type { SeatInventory } from '../inventory/seat-inventory';
 import type { SagaDefinition } from './engine';
 
@@ -20,8 +21,15 @@ export interface OrderSagaContext extends OrderSagaInput {
 const seatsTaken = (seatIds: string[]) =>
   new AppError('SEATS_TAKEN', `seat${seatIds.length > 1 ? 's' : ''} ${seatIds.join(', ')} already taken`, { seatIds });
 
-export function orderSaga(deps: { db: Db; inventory: SeatInventory }): SagaDefinition<OrderSagaContext> {
-  const { db, inventory } = deps;
+export interface OrderSagaDeps {
+  db: Db;
+  inventory: SeatInventory;
+  /** Writes the order's durable expiry trigger in the transaction that inserts the order. */
+  scheduleExpiry(trx: Tx, order: { id: string; expiresAt: string }): Promise<void>;
+}
+
+export function orderSaga(deps: OrderSagaDeps): SagaDefinition<OrderSagaContext> {
+  const { db, inventory, scheduleExpiry } = deps;
   return {
     type: 'order',
     steps: [
@@ -86,6 +94,8 @@ export function orderSaga(deps: { db: Db; inventory: SeatInventory }): SagaDefin
               expires_at: new Date(order.expiresAt),
             });
             await trx('order_seats').insert(order.seatIds.map((seatId) => ({ order_id: order.orderId, seat_id: seatId })));
+            // The durable expiry trigger commits with the order (a no-op if the saga is compensated).
+            await scheduleExpiry(trx, { id: order.orderId, expiresAt: order.expiresAt });
           });
         },
       },

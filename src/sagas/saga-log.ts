@@ -135,6 +135,35 @@ export class SagaLog {
     });
   }
 
+  /**
+   * Inside the caller's transaction (which just made an order EXPIRED, CANCELLED or REFUNDED):
+   * records a saga of `type` whose one step is `tag`, already in COMPENSATING, and its message in
+   * the outbox, so the listeners bound to `tag` release what the order held, exactly once, with
+   * the same retries, dead-lettering and inspector view as any compensation.
+   */
+  async recordRelease(
+    trx: Tx,
+    saga: { id: string; type: string; tag: string; orderId: string; userId: string; input: Record<string, unknown>; reason: string },
+  ): Promise<void> {
+    const listeners = this.routing.listenersFor(saga.tag);
+    const payload = JSON.stringify(saga.input);
+    await trx('sagas').insert({
+      id: saga.id,
+      type: saga.type,
+      status: listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING',
+      payload,
+      order_id: saga.orderId,
+      user_id: saga.userId,
+      failed_tag: saga.tag,
+      error: saga.reason,
+      compensations_pending: listeners.length,
+      compensation_publishes: 1,
+      finished_at: listeners.length === 0 ? trx.fn.now(3) : null,
+    });
+    await trx('saga_steps').insert({ saga_id: saga.id, step: saga.tag, tag: saga.tag, status: 'DONE', finished_at: trx.fn.now(3) });
+    await this.enqueueCompensation(trx, { id: saga.id, type: saga.type, payload }, saga.tag, saga.tag, 1);
+  }
+
   private async enqueueCompensation(
     trx: Tx,
     saga: { id: string; type: string; payload: string },

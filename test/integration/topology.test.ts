@@ -38,14 +38,15 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
     for (const tags of Object.values(byQueue)) tags.sort();
     const q = (listener: string) => `${iso.namespace}.compensation.${listener}`;
     expect(byQueue).to.deep.equal({
-      [q('seat-release')]: ['order_add_cancel', 'order_add_seats_cancel', 'order_calc_money_cancel'],
+      [q('seat-release')]: ['order_add_cancel', 'order_add_seats_cancel', 'order_calc_money_cancel', 'order_cancel'],
       [q('order-delete')]: ['order_add_cancel'],
+      [q('balance-restore')]: ['pay_cancel', 'pay_money_cancel'],
     });
   });
 
   it('When the queues page is read, then every work queue is durable, dead-letters to its retry queue, and has a .dlq twin', async () => {
-    expect(Object.keys(app.topology.listenerQueues).sort()).to.deep.equal(['order-delete', 'seat-release']);
-    for (const workQueue of Object.values(app.topology.listenerQueues).map((q) => q!)) {
+    expect(Object.keys(app.topology.listenerQueues).sort()).to.deep.equal(['balance-restore', 'order-delete', 'seat-release']);
+    for (const workQueue of [...Object.values(app.topology.listenerQueues).map((q) => q!), app.topology.expiry.dueQueue]) {
       const queue = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.name)}`);
       expect(queue.durable).to.equal(true);
       expect(queue.arguments).to.deep.equal({
@@ -65,6 +66,20 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
     }
   });
 
+  it('When the expiry exchange is read, then unpaid orders wait in a TTL queue named after the payment window, which dead-letters into the due queue', async () => {
+    const bindings: Array<{ destination: string; routing_key: string }> = await management(
+      `/exchanges/${vhost}/${encodeURIComponent(`${iso.namespace}.expiry`)}/bindings/source`,
+    );
+    const wait = `${iso.namespace}.expiry.wait-900000ms`;
+    expect(bindings.map((b) => [b.destination, b.routing_key]).sort()).to.deep.equal([
+      [`${iso.namespace}.expiry.due`, 'due'],
+      [wait, 'wait-900000ms'],
+    ]);
+    const waitQueue = await management(`/queues/${vhost}/${encodeURIComponent(wait)}`);
+    expect(waitQueue.durable).to.equal(true);
+    expect(waitQueue.arguments).to.deep.equal({ 'x-message-ttl': 900_000, 'x-dead-letter-exchange': `${iso.namespace}.expiry`, 'x-dead-letter-routing-key': 'due' });
+  });
+
   it('When the connections page is read, then the service connection is named after its namespace and role', async () => {
     const named = await waitFor('the named connection', async () => {
       const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
@@ -74,7 +89,7 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
   });
 
   it('When the consumers are listed, then each work queue has one with the configured prefetch', async () => {
-    for (const workQueue of Object.values(app.topology.listenerQueues)) {
+    for (const workQueue of [...Object.values(app.topology.listenerQueues), app.topology.expiry.dueQueue]) {
       const queue = await waitFor(`a consumer on ${workQueue!.name}`, async () => {
         const q = await management(`/queues/${vhost}/${encodeURIComponent(workQueue!.name)}`);
         return q.consumer_details?.length >= 1 && q;

@@ -9,7 +9,7 @@ describe('Topology', () => {
   ] as const;
 
   it('When saga steps name the listeners that undo them, then each listener queue is bound by exactly those tags', () => {
-    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 1000 }, routes);
+    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 1000, paymentWindowMs: 900_000 }, routes);
     const bindings = Object.fromEntries(
       topology.declaredQueues.filter((q) => q.bindings.some((b) => b.exchange === 'ns.compensation')).map((q) => [q.name, q.bindings.map((b) => b.routingKey)]),
     );
@@ -22,7 +22,7 @@ describe('Topology', () => {
   });
 
   it('When a work queue is declared, then it has a retry twin that returns to it and a .dlq twin', () => {
-    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 250 }, routes);
+    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 900_000 }, routes);
     const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
     const work = topology.listenerQueues['seat-release']!;
     expect(byName.get(work.name)!.arguments).to.deep.equal({ 'x-dead-letter-exchange': 'ns.dead-letter', 'x-dead-letter-routing-key': 'ns.compensation.seat-release.retry' });
@@ -31,9 +31,24 @@ describe('Topology', () => {
     expect(topology.listenerQueues['balance-restore']).to.equal(undefined);
   });
 
+  it('When the payment window is set, then orders wait in a TTL queue of that delay, named after it, which dead-letters into the due queue', () => {
+    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 120_000 }, routes);
+    const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
+    expect(topology.expiry).to.include({ exchange: 'ns.expiry', waitRoutingKey: 'wait-120000ms', waitQueue: 'ns.expiry.wait-120000ms' });
+    expect(byName.get('ns.expiry.wait-120000ms')).to.deep.equal({
+      name: 'ns.expiry.wait-120000ms',
+      arguments: { 'x-message-ttl': 120_000, 'x-dead-letter-exchange': 'ns.expiry', 'x-dead-letter-routing-key': 'due' },
+      bindings: [{ exchange: 'ns.expiry', routingKey: 'wait-120000ms' }],
+    });
+    expect(byName.get('ns.expiry.due')!.bindings).to.deep.equal([{ exchange: 'ns.expiry', routingKey: 'due' }]);
+    expect(topology.expiry.dueQueue.deadLetterQueue).to.equal('ns.expiry.due.dlq');
+    const other = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000 }, routes);
+    expect(other.expiry.waitQueue).to.equal('ns.expiry.wait-60000ms');
+  });
+
   it('When one tag is declared with two different listener lists, then building the topology fails', () => {
     expect(() =>
-      buildTopology({ namespace: 'ns', retryDelayMs: 1 }, [
+      buildTopology({ namespace: 'ns', retryDelayMs: 1, paymentWindowMs: 900_000 }, [
         { tag: 't', undoneBy: ['seat-release'] },
         { tag: 't', undoneBy: ['order-delete'] },
       ]),

@@ -1,7 +1,20 @@
-import { Router } from 'express';
-import type { PaymentNotifications } from '../../payments/notifications';
+import express, { Router } from 'express';
+import { SIGNATURE_HEADER, type PaymentNotifications } from '../../payments/notifications';
 
-/** SCAFFOLD (being implemented): POST /api/payments/notify, mounted before the JSON parser (raw body). */
-export function paymentRoutes(_payments: PaymentNotifications): Router {
-  return Router();
+/**
+ * The payment provider's callback. Mounted before the JSON parser: the signature covers the raw
+ * bytes, so this route reads its own body (any Content-Type, at most 64 KiB) and hands them over
+ * untouched.
+ */
+export function paymentRoutes(payments: PaymentNotifications): Router {
+  const router = Router();
+
+  router.post('/notify', express.raw({ type: () => true, limit: '64kb' }), async (req, res) => {
+    // No body at all leaves req.body undefined: an empty body, whose signature will not match.
+    const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const { status, body } = await payments.receive(rawBody, req.get(SIGNATURE_HEADER), res.locals.logger);
+    res.status(status).json(body);
+  });
+
+  return router;
 }

@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import type { ApiDeps } from '../http-app';
 import { requireUser, userIdOf } from '../auth';
-import { parse, pathId, schemas } from '../validation';
+import { idempotent } from '../idempotency';
+import { expectNoBody, parse, pathId, schemas } from '../validation';
 
 /** Users, shows and orders: what a ticket buyer's client calls. */
 export function publicRoutes(deps: ApiDeps): Router {
@@ -25,7 +26,7 @@ export function publicRoutes(deps: ApiDeps): Router {
     res.json(await deps.shows.seats(pathId(req.params.id, 'show')));
   });
 
-  router.post('/orders', authenticated, async (req, res) => {
+  router.post('/orders', authenticated, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
     const body = parse(schemas.createOrder, req.body);
     res.status(201).json(await deps.orders.place(userIdOf(req), body, res.locals.logger));
   });
@@ -36,6 +37,31 @@ export function publicRoutes(deps: ApiDeps): Router {
 
   router.get('/orders/:id', authenticated, async (req, res) => {
     res.json(await deps.orders.get(userIdOf(req), pathId(req.params.id, 'order')));
+  });
+
+  router.post(
+    '/orders/:id/pay',
+    authenticated,
+    idempotent(deps.idempotency, (req) => `pay:${String(req.params.id).slice(0, 40)}`),
+    async (req, res) => {
+      const orderId = pathId(req.params.id, 'order');
+      const { payPassword } = parse(schemas.pay, req.body);
+      res.json(await deps.orders.pay(userIdOf(req), orderId, payPassword, res.locals.logger));
+    },
+  );
+
+  router.post('/orders/:id/cancel', authenticated, async (req, res) => {
+    const orderId = pathId(req.params.id, 'order');
+    expectNoBody(req.body);
+    const { id, status } = await deps.orders.cancel(userIdOf(req), orderId, res.locals.logger);
+    res.json({ id, status });
+  });
+
+  router.post('/orders/:id/refund', authenticated, async (req, res) => {
+    const orderId = pathId(req.params.id, 'order');
+    expectNoBody(req.body);
+    const { id, status, balanceCents } = await deps.orders.refund(userIdOf(req), orderId, res.locals.logger);
+    res.json({ id, status, balanceCents });
   });
 
   return router;

@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { inTransaction, type Db, type Tx } from '../db/database';
+import type { RedisClient } from '../db/redis';
+import { UnprocessableMessageError } from '../messaging/broker';
+import { enqueueMessage } from '../messaging/outbox';
+import type { Topology } from '../messaging/topology';
+import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
+import type { SagaLog } from '../sagas/saga-log';
+import type { IdGenerator } from '../support/ids';
+import type { Clock } from '../support/time';
+import { releaseOrderSeats } from './order-release';
+
+export type ExpiryTrigger = 'keyspace' | 'delay-queue' | 'sweep';
+
+export interface OrderExpiryDeps {
+  db: Db;
+  redis: RedisClient;
+  sagaLog: SagaLog;
+  ids: IdGenerator;
+  topology: Topology;
+  clock: Clock;
+  logger: Logger;
+  namespace: string;
+  triggers: ReadonlySet<ExpiryTrigger>;
+  /** An expiry (or any release) was written to the outbox: publish it now. */
+  onReleaseQueued(): void;
+  onExpired?(trigger: ExpiryTrigger, latenessMs: number): void;
+}
+
+const dueMessage = z.object({ orderId: z.string().regex(/^\d+$/), expiresAt: z.string() });
+
+/**
+ * Expires unpaid orders. The database decides (`PENDING_PAYMENT -> EXPIRED` only once the deadline
+ * has passed, in one conditional UPDATE, so a pay racing an expiry has exactly one winner); three
+ * triggers only say when to ask it:
+ *  - keyspace: a Redis key per order with the payment window as TTL; its `expired` keyspace event
+ *    (the service turns `notify-keyspace-events` on) arrives within ~100 ms of the deadline.
+ *    Events are fire-and-forget: lost when no subscriber listens, or late when the key expires late.
+ *  - delay-queue: a message written to the outbox with the order, which waits out the window in
+ *    a TTL queue and dead-letters into `<ns>.expiry.due`. Durable.
+ *  - sweep: a periodic query for overdue PENDING_PAYMENT orders, the backstop for both.
+ * The expired order's seats go back through the `order_cancel` compensation (seat-release).
+ */
+export class OrderExpiry {
+  private subscriber: RedisClient | null = null;
+  private readonly keyPrefix: string;
+
+  constructor(private readonly deps: OrderExpiryDeps) {
+    this.keyPrefix = `${deps.namespace}:expiry:order:`;
+  }
+
+  /** In the transaction that inserts the order: the durable trigger (delay queue), via the outbox. */
+  async scheduleInTransaction(trx: Tx, order: { id: string; expiresAt: string }): Promise<void> {
+    if (!this.deps.triggers.has('delay-queue')) return;
+    const { expiry } = this.deps.topology;
+    await enqueueMessage(trx, {
+      exchange: expiry.exchange,
+      routingKey: expiry.waitRoutingKey,
+      messageId: `expiry:${order.id}`,
+      payload: { orderId: order.id, expiresAt: order.expiresAt },
+    });
+  }
+
+  /** Once the order is committed: the fast trigger (Redis key TTL). Best effort; the others back it up. */
+  async scheduleKey(order: { id: string; expiresAt: string }): Promise<void> {
+    if (!this.deps.triggers.has('keyspace')) return;
+    const ttlMs = Math.max(1, Date.parse(order.expiresAt) - this.deps.clock.now());
+    await this.deps.redis
+      .set(`${this.keyPrefix}${order.id}`, '1', 'PX', ttlMs)
+      .catch((err) => this.deps.logger.warn('expiry key not set; the delay queue and sweep will expire the order', { orderId: order.id, error: errorMessage(err) }));
+  }
+
+  /**
+   * Expires the order if it is still unpaid and overdue; true when this call did it. Idempotent:
+   * every trigger may fire, in any process, any number of times.
+   */
+  async expire(orderId: string, trigger: ExpiryTrigger): Promise<boolean> {
+    const expired = await inTransaction(this.deps.db, async (trx) => {
+      const [result] = await trx.raw(
+        `UPDATE orders SET status = 'EXPIRED', updated_at = NOW(3)
+          WHERE id = ? AND status = 'PENDING_PAYMENT' AND expires_at <= NOW(3)`,
+        [orderId],
+      );
+      if (result.affectedRows === 0) return null;
+      const order = await trx('orders').where({ id: orderId }).first('user_id', 'show_id', 'expires_at');
+      const releaseSagaId = await releaseOrderSeats(trx, this.deps, { id: orderId, userId: order.user_id, showId: order.show_id }, 'expiry');
+      return { releaseSagaId, expiresAt: order.expires_at as Date };
+    });
+    if (!expired) return false;
+    this.deps.onReleaseQueued();
+    const latenessMs = Math.max(0, this.deps.clock.now() - expired.expiresAt.getTime());
+    this.deps.onExpired?.(trigger, latenessMs);
+    this.deps.logger.info('order expired', { orderId, trigger, latenessMs, sagaId: expired.releaseSagaId, status: 'EXPIRED' });
+    return true;
+  }
+
+  /** The backstop: expires every overdue unpaid order both triggers missed. Returns how many. */
+  async sweepOnce(limit = 500): Promise<number> {
+    if (!this.deps.triggers.has('sweep')) return 0;
+    const overdue: string[] = await this.deps
+      .db('orders')
+      .where('status', 'PENDING_PAYMENT')
+      .andWhere('expires_at', '<=', this.deps.db.raw('NOW(3)'))
+      .orderBy('expires_at')
+      .limit(limit)
+      .pluck('id');
+    let expired = 0;
+    for (const orderId of overdue) if (await this.expire(orderId, 'sweep')) expired++;
+    return expired;
+  }
+
+  /** The delay queue's consumer. */
+  async handleDue(body: unknown): Promise<void> {
+    const parsed = dueMessage.safeParse(body);
+    if (!parsed.success) throw new UnprocessableMessageError(`not an expiry message: ${parsed.error.issues[0].message}`);
+    await this.expire(parsed.data.orderId, 'delay-queue');
+  }
+
+  /**
+   * Subscribes to Redis `expired` events of this namespace's expiry keys. Turns the events on
+   * (merged into the current flags) now and after every reconnect: Redis forgets its CONFIG SET
+   * when it restarts.
+   */
+  async startKeyspaceSubscriber(redisDb: number): Promise<void> {
+    if (!this.deps.triggers.has('keyspace')) return;
+    const { redis, logger } = this.deps;
+    await this.enableKeyspaceEvents();
+    redis.on('ready', () => void this.enableKeyspaceEvents());
+    const subscriber = redis.duplicate();
+    this.subscriber = subscriber;
+    subscriber.on('error', () => {}); // the main client logs Redis outages
+    subscriber.on('message', (_channel: string, key: string) => {
+      if (!key.startsWith(this.keyPrefix)) return;
+      const orderId = key.slice(this.keyPrefix.length);
+      this.expire(orderId, 'keyspace').catch((err) =>
+        logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }),
+      );
+    });
+    await subscriber.connect().catch(() => {});
+    await subscriber.subscribe(`__keyevent@${redisDb}__:expired`);
+  }
+
+  async stop(): Promise<void> {
+    this.subscriber?.disconnect();
+    this.subscriber = null;
+  }
+
+  private async enableKeyspaceEvents(): Promise<void> {
+    try {
+      const [, current = ''] = (await this.deps.redis.config('GET', 'notify-keyspace-events')) as string[];
+      const hasExpired = current.includes('x') || current.includes('A');
+      if (current.includes('E') && hasExpired) return;
+      const flags = `${current}${current.includes('E') ? '' : 'E'}${hasExpired ? '' : 'x'}`;
+      await this.deps.redis.config('SET', 'notify-keyspace-events', flags);
+      this.deps.logger.info('redis keyspace notifications for expired keys turned on', { 'notify-keyspace-events': flags });
+    } catch (err) {
+      // A managed Redis may forbid CONFIG: the delay queue and the sweep still expire orders.
+      this.deps.logger.warn('could not turn on redis keyspace notifications; expiry relies on the delay queue and the sweep', {
+        error: errorMessage(err),
+      });
+    }
+  }
+}
