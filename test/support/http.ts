@@ -64,6 +64,21 @@ export class Api {
     return { ...(reply.body as { id: string; seatsTotal: number; priceCents: number }), seatIds: (seats.body as Array<{ id: string }>).map((s) => s.id) };
   }
 
+  /** Places an order (201 expected) and returns it. */
+  async order(buyer: { auth: Record<string, string> }, showId: string, seatIds: string[]) {
+    const reply = await this.post('/api/orders', { showId, seatIds }, buyer.auth);
+    if (reply.status !== 201) throw new Error(`order failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+    return reply.body as { id: string; totalCents: number; expiresAt: string; sagaId: string; seatIds: string[] };
+  }
+
+  pay(buyer: { auth: Record<string, string> }, orderId: string, payPassword = 'pay-secret', headers: Record<string, string> = {}) {
+    return this.post(`/api/orders/${orderId}/pay`, { payPassword }, { ...buyer.auth, ...headers });
+  }
+
+  async balance(buyer: { auth: Record<string, string> }): Promise<number> {
+    return (await this.get('/api/users/me', buyer.auth)).body.balanceCents;
+  }
+
   setFailpoint(name: string, setting: { action: string; ms?: number; count?: number }) {
     return this.put(`/api/admin/failpoints/${name}`, setting, ADMIN);
   }

@@ -71,3 +71,26 @@ export async function tableCounts(app: App): Promise<Record<string, number>> {
   }
   return counts;
 }
+
+/**
+ * The contract's money invariant, for every user of the app's database: balance = credits −
+ * payments + refunds (from the ledger), and no balance negative. Returns the users checked.
+ */
+export async function checkMoneyInvariant(app: App): Promise<number> {
+  const rows: Array<{ id: string; balance_cents: string; credits: string; payments: string; refunds: string }> = await app.db('users')
+    .leftJoin('ledger_entries', 'ledger_entries.user_id', 'users.id')
+    .groupBy('users.id', 'users.balance_cents')
+    .select(
+      'users.id',
+      'users.balance_cents',
+      app.db.raw(`COALESCE(SUM(CASE WHEN ledger_entries.kind = 'credit' THEN ledger_entries.amount_cents END), 0) AS credits`),
+      app.db.raw(`COALESCE(SUM(CASE WHEN ledger_entries.kind = 'payment' THEN ledger_entries.amount_cents END), 0) AS payments`),
+      app.db.raw(`COALESCE(SUM(CASE WHEN ledger_entries.kind = 'refund' THEN ledger_entries.amount_cents END), 0) AS refunds`),
+    );
+  for (const row of rows) {
+    const balance = toNumber(row.balance_cents);
+    expect(balance, `user ${row.id}: balance = credits - payments + refunds`).to.equal(toNumber(row.credits) - toNumber(row.payments) + toNumber(row.refunds));
+    expect(balance, `user ${row.id}: balance not negative`).to.be.at.least(0);
+  }
+  return rows.length;
+}
