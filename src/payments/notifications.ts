@@ -267,7 +267,7 @@ export class PaymentNotifications {
     if (order.status !== 'PENDING_PAYMENT') {
       return this.flag(trx, note, 'ORDER_NOT_PAYABLE', `the order is ${order.status}`);
     }
-    if (false) {
+    if (note.paid_at.getTime() > order.expires_at.getTime()) {
       return this.flag(trx, note, 'ORDER_NOT_PAYABLE', `paid at ${note.paid_at.toISOString()}, after the order expired at ${order.expires_at.toISOString()}`);
     }
     // Rather undersell than oversell: an order whose seats are no longer all held is not sold.

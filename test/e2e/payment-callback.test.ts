@@ -98,37 +98,44 @@ describe('Payment provider callback and reconciliation', () => {
     await checkSeatInvariants(app, show.id);
   });
 
-  it('When the callback arrives before its order is known, then it is stored UNMATCHED and the reconciler settles it once the order appears', async () => {
-    const seatIds = freshSeats(3);
-    const known: string[] = await app.db('sagas').pluck('id');
-    // Hold the order saga between computing the total and inserting the order.
-    expect((await api.setFailpoint('order.calc_money.after', { action: 'delay', ms: 1500, count: 1 })).status).to.equal(200);
-    const placing = api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
+  const notYetKnown = [
+    { failpoint: 'order.calc_money.after', state: 'its order row does not exist yet', orderRowExists: false },
+    { failpoint: 'order.order_add.after', state: 'its order row exists but its order saga is still running', orderRowExists: true },
+  ];
+  for (const { failpoint, state, orderRowExists } of notYetKnown) {
+    it(`When the callback arrives while ${state}, then it is stored UNMATCHED and the reconciler settles it once the order is known`, async () => {
+      const seatIds = freshSeats(3);
+      const known: string[] = await app.db('sagas').pluck('id');
+      expect((await api.setFailpoint(failpoint, { action: 'delay', ms: 1500, count: 1 })).status).to.equal(200);
+      const placing = api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
 
-    const orderId = await waitFor('the new order saga', async () => {
-      const saga = await app.db('sagas').where({ type: 'order' }).whereNotIn('id', known).first('payload');
-      return saga && (JSON.parse(saga.payload).orderId as string);
+      const orderId = await waitFor('the new order saga', async () => {
+        const saga = await app.db('sagas').where({ type: 'order' }).whereNotIn('id', known).first('payload');
+        return saga && (JSON.parse(saga.payload).orderId as string);
+      });
+      if (orderRowExists) await waitFor('the order row', () => app.db('orders').where({ id: orderId }).first());
+      const notification = notificationFor(orderId, 3 * PRICE_CENTS);
+      const early = await notify(api, notification);
+      expect(early.status, JSON.stringify(early.body)).to.equal(200);
+      expect(early.body).to.deep.equal({ txnId: notification.txnId, orderId, status: 'UNMATCHED' });
+      expect(Boolean(await app.db('orders').where({ id: orderId }).first()), 'order row present').to.equal(orderRowExists);
+      expect(await app.db('sagas').where({ type: 'order' }).whereNotIn('id', known).first('status')).to.deep.equal({ status: 'RUNNING' });
+
+      const placed = await placing;
+      expect(placed.status, JSON.stringify(placed.body)).to.equal(201);
+      expect(placed.body.id).to.equal(orderId);
+
+      await waitFor('the order PAID by reconciliation', async () => (await orderStatus(orderId)) === 'PAID');
+      const row = await notificationRow(notification.txnId);
+      expect(row.status).to.equal('SETTLED');
+      expect(row.match_attempts, 'looked for before the order was known').to.be.greaterThan(0);
+      expect(await seatStatuses(seatIds)).to.deep.equal(['sold', 'sold', 'sold']);
+      expect((await ledgerOf(orderId)).map((e: { kind: string }) => e.kind)).to.deep.equal(['credit', 'payment']);
+      const settled = app.logs.lines.filter((l) => l.message === 'payment settled' && l.txnId === notification.txnId);
+      expect(settled.map((l) => l.task)).to.deep.equal(['payment reconciliation']);
+      await checkSeatInvariants(app, show.id);
     });
-    const notification = notificationFor(orderId, 3 * PRICE_CENTS);
-    const early = await notify(api, notification);
-    expect(early.status, JSON.stringify(early.body)).to.equal(200);
-    expect(early.body).to.deep.equal({ txnId: notification.txnId, orderId, status: 'UNMATCHED' });
-    expect(await app.db('orders').where({ id: orderId }).first()).to.equal(undefined);
-
-    const placed = await placing;
-    expect(placed.status, JSON.stringify(placed.body)).to.equal(201);
-    expect(placed.body.id).to.equal(orderId);
-
-    await waitFor('the order PAID by reconciliation', async () => (await orderStatus(orderId)) === 'PAID');
-    const row = await notificationRow(notification.txnId);
-    expect(row.status).to.equal('SETTLED');
-    expect(row.match_attempts, 'looked for before the order appeared').to.be.greaterThan(0);
-    expect(await seatStatuses(seatIds)).to.deep.equal(['sold', 'sold', 'sold']);
-    expect((await ledgerOf(orderId)).map((e: { kind: string }) => e.kind)).to.deep.equal(['credit', 'payment']);
-    const settled = app.logs.lines.filter((l) => l.message === 'payment settled' && l.txnId === notification.txnId);
-    expect(settled.map((l) => l.task)).to.deep.equal(['payment reconciliation']);
-    await checkSeatInvariants(app, show.id);
-  });
+  }
 
   it('When the same callback comes twice, then ten times at once, then it settles once and every copy answers 200 duplicate', async () => {
     const order = await placeOrder(1);
