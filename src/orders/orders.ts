@@ -137,8 +137,9 @@ export class Orders {
       const payment = await trx('ledger_entries').where({ order_id: orderId, kind: 'payment' }).first('user_id', 'amount_cents');
       if (!payment) throw new Error(`order ${orderId} is PAID but has no payment in the ledger`);
       const amount = toNumber(payment.amount_cents);
-      await trx('ledger_entries').insert({ user_id: payment.user_id, kind: 'refund', amount_cents: amount, order_id: orderId });
+      // The user row before the ledger insert (whose foreign-key check locks it shared): no deadlock.
       await trx('users').where({ id: payment.user_id }).increment('balance_cents', amount);
+      await trx('ledger_entries').insert({ user_id: payment.user_id, kind: 'refund', amount_cents: amount, order_id: orderId });
       // Sold seats become held by the refunded order for a moment: the release frees held seats.
       await trx('seat_holds').where({ order_id: orderId, status: 'sold' }).update({ status: 'held' });
       const order = await trx('orders').where({ id: orderId }).first('show_id');

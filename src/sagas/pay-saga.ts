@@ -64,17 +64,19 @@ export function paySaga(deps: { db: Db; passwords: PayPasswordGuard; clock: Cloc
         async action(pay, run) {
           const total = pay.totalCents as number;
           await run.guarded(async (trx) => {
+            // The user row first: its exclusive lock, taken before the ledger insert's foreign-key
+            // check would take a shared one, keeps concurrent pays of one user from deadlocking.
+            const deducted = await trx('users')
+              .where({ id: pay.userId })
+              .andWhere('balance_cents', '>=', total)
+              .decrement('balance_cents', total);
+            if (deducted === 0) throw new AppError('INSUFFICIENT_BALANCE', `the balance does not cover the total (${total} cents)`, { totalCents: total });
             try {
               await trx('ledger_entries').insert({ user_id: pay.userId, kind: 'payment', amount_cents: total, order_id: pay.orderId, saga_id: run.sagaId });
             } catch (err) {
               if (!isDuplicateKey(err)) throw err;
               throw orderNotPayable('PENDING_PAYMENT', 'another payment of this order is in progress (or being reversed); retry shortly');
             }
-            const deducted = await trx('users')
-              .where({ id: pay.userId })
-              .andWhere('balance_cents', '>=', total)
-              .decrement('balance_cents', total);
-            if (deducted === 0) throw new AppError('INSUFFICIENT_BALANCE', `the balance does not cover the total (${total} cents)`, { totalCents: total });
           });
         },
       },
