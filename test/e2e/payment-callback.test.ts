@@ -208,7 +208,7 @@ describe('Payment provider callback and reconciliation', () => {
     expect((await metric(api, 'seat_saga_payment_notifications_total{outcome="rejected"}')) ?? 0).to.be.at.least(attempts.length);
   });
 
-  it('When a signed body is stale, from the future, not JSON or not a valid notification, then 400 with its code and nothing is written', async () => {
+  it('When a signed body is stale, from the future, not JSON, not a valid notification or over 64 KiB, then 4xx with its code and nothing is written', async () => {
     const order = await placeOrder(1);
     const countsBefore = { ...(await tableCounts(app)), payment_notifications: await notificationCount() };
     const minutes = (n: number) => new Date(Date.now() + n * 60_000).toISOString();
@@ -230,6 +230,10 @@ describe('Payment provider callback and reconciliation', () => {
       expect(reply.status, what).to.equal(400);
       expect(reply.body.error.code, what).to.equal(code);
     }
+    const oversized = JSON.stringify({ ...notificationFor(order.id, order.totalCents), padding: 'x'.repeat(70_000) });
+    const tooLarge = await sendRaw(api, oversized);
+    expect(tooLarge.status).to.equal(413);
+    expect(tooLarge.body.error.code).to.equal('PAYLOAD_TOO_LARGE');
 
     expect({ ...(await tableCounts(app)), payment_notifications: await notificationCount() }).to.deep.equal(countsBefore);
     expect(await orderStatus(order.id)).to.equal('PENDING_PAYMENT');
@@ -368,7 +372,6 @@ describe('Payment provider callback and reconciliation', () => {
       await waitFor('sagas settled', () => sagasSettled(app));
       expect(await orderStatus(order.id)).to.equal('PAID');
       const kinds = (await ledgerOf(order.id)).map((e: { kind: string }) => e.kind);
-      console.log('RACE', row.status, pay.status, row.match_attempts);
       if (row.status === 'SETTLED') {
         expect(pay.status, JSON.stringify(pay.body)).to.equal(409);
         expect(kinds).to.deep.equal(['credit', 'payment']);

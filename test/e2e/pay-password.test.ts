@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import type { ChildProcess } from 'node:child_process';
+import { cleanup, isolate, kill, spawnService, startSale, type Sale } from '../support/fixture';
+import { Api } from '../support/http';
+import { checkMoneyInvariant } from '../support/invariants';
+
+describe('Pay password attempts, limited across API processes', function () {
+  this.timeout(90_000);
+  const iso = isolate('paypw');
+  let sale: Sale;
+  let second: (ChildProcess & { output: string[] }) | null = null;
+  let secondApi: Api;
+
+  before(async () => {
+    const env = { PAY_PASSWORD_WINDOW_MS: '4000' };
+    sale = await startSale(iso, { env, rows: 2 });
+    second = await spawnService({ ...sale.app.env, ...env, PORT: '0' }, 'api');
+    const url = /seat-saga listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(second.output.join(''))![1];
+    secondApi = new Api(url);
+    await sale.api.credit(sale.buyer.id, 100_000);
+  });
+  after(async () => {
+    if (second) await kill(second, 'SIGTERM');
+    await cleanup(iso, [sale?.app]);
+  });
+
+  it('When the pay password is wrong, then 403 WRONG_PAY_PASSWORD, no saga step moves money, and the attempts left are told', async () => {
+    const user = await sale.api.createUser('typo');
+    await sale.api.credit(user.id, 10_000);
+    const order = await sale.api.order(user, sale.show.id, sale.freshSeats(1));
+    const reply = await sale.api.pay(user, order.id, 'not-the-password');
+    expect(reply.status).to.equal(403);
+    expect(reply.body.error).to.deep.include({ code: 'WRONG_PAY_PASSWORD' });
+    expect(reply.body.error.details).to.include({ attemptsLeft: 4, tag: 'pay_check_cancel' });
+    expect(await sale.api.balance(user)).to.equal(10_000);
+    expect((await sale.api.get(`/api/orders/${order.id}`, user.auth)).body.status).to.equal('PENDING_PAYMENT');
+  });
+
+  it('When five wrong attempts were spread over two API processes, then the sixth (on either) answers 429 TOO_MANY_ATTEMPTS, even with the right password, until the window passes', async () => {
+    const { api, buyer, show } = sale;
+    const order = await api.order(buyer, show.id, sale.freshSeats(1));
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await (i % 2 === 0 ? api : secondApi).pay(buyer, order.id, `wrong-${i}`)).status);
+    expect(statuses).to.deep.equal([403, 403, 403, 403, 403]);
+
+    const sixth = await secondApi.pay(buyer, order.id, 'wrong-again');
+    expect(sixth.status).to.equal(429);
+    expect(sixth.body.error.code).to.equal('TOO_MANY_ATTEMPTS');
+    expect(Number(sixth.headers.get('retry-after'))).to.be.within(1, 4);
+    const rightButLocked = await api.pay(buyer, order.id);
+    expect(rightButLocked.status).to.equal(429);
+    expect(await api.balance(buyer)).to.equal(100_000);
+    // Refused before any saga started: the lock-out writes nothing.
+    expect(await sale.app.db('sagas').where({ order_id: order.id, type: 'pay' }).count({ n: '*' })).to.deep.equal([{ n: '5' }]);
+
+    await new Promise((resolve) => setTimeout(resolve, 4_200));
+    const afterWindow = await secondApi.pay(buyer, order.id);
+    expect(afterWindow.status).to.equal(200);
+    expect(afterWindow.body.balanceCents).to.equal(100_000 - order.totalCents);
+    await checkMoneyInvariant(sale.app);
+  });
+
+  it("When one user is locked out, then another user's payments are unaffected", async () => {
+    const { api, show } = sale;
+    const locked = await api.createUser('locked');
+    const fine = await api.createUser('fine');
+    await api.credit(fine.id, 10_000);
+    const lockedOrder = await api.order(locked, show.id, sale.freshSeats(1));
+    for (let i = 0; i < 5; i++) await api.pay(locked, lockedOrder.id, 'wrong-password');
+    expect((await api.pay(locked, lockedOrder.id, 'wrong-password')).status).to.equal(429);
+    const order = await api.order(fine, show.id, sale.freshSeats(1));
+    expect((await secondApi.pay(fine, order.id)).status).to.equal(200);
+  });
+});
