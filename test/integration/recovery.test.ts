@@ -79,6 +79,39 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
     }
   });
 
+  for (const [failpoint, tag] of [
+    ['pay.pay_money.after', 'pay_money_cancel'],
+    ['pay.pay_order_update.after', 'pay_cancel'],
+  ]) {
+    it(`When the process running a pay saga is killed at ${failpoint}, then another process gives the money back and the order stays payable`, async () => {
+      await api.credit(buyer.id, 10_000);
+      const order = await api.order(buyer, show.id, freshSeats(1));
+      const before = await api.balance(buyer);
+      const child = await spawnService({ ...app.env, FAILPOINTS: `${failpoint}=crash`, PORT: '0' }, 'api');
+      try {
+        const url = child.output.join('').match(/listening on (http:\/\/[\d.:]+)/)![1];
+        const reply = await new Api(url).pay(buyer, order.id).catch((err) => err);
+        expect(reply).to.be.an('error');
+        await waitFor('the child to be gone', async () => child.signalCode === 'SIGKILL');
+        expect(await api.balance(buyer), 'the dead saga had deducted').to.equal(before - order.totalCents);
+
+        const sagaId = (await app.db('sagas').where({ order_id: order.id, type: 'pay' }).first('id')).id;
+        const saga = await waitFor('the sweeper to compensate the orphan', async () => {
+          const view = (await api.saga(sagaId)).body;
+          return view.status === 'COMPENSATED' && view;
+        }, 5_000);
+        expect(saga.failedTag).to.equal(tag);
+        expect(saga.compensations.map((c: { listener: string; status: string }) => [c.listener, c.status])).to.deep.equal([['balance-restore', 'DONE']]);
+        expect(await api.balance(buyer)).to.equal(before);
+        expect((await api.get(`/api/orders/${order.id}`, buyer.auth)).body.status).to.equal('PENDING_PAYMENT');
+        expect((await api.pay(buyer, order.id)).status).to.equal(200);
+        await checkSeatInvariants(app, show.id);
+      } finally {
+        await kill(child);
+      }
+    });
+  }
+
   it('When a saga is stuck in COMPENSATING (its message went to the DLQ), then the sweeper publishes its compensation again', async () => {
     const seatIds = freshSeats(1);
     // Every delivery of the first publication fails, so it ends in the DLQ.
