@@ -18,7 +18,8 @@ describe('Redis outage and restart', function () {
   let api: Api;
 
   before(async () => {
-    app = await startTestApp(iso);
+    // Only the keyspace trigger expires orders here, to prove it survives the restart.
+    app = await startTestApp(iso, { EXPIRY_TRIGGERS: 'keyspace' });
     api = new Api(app.url!);
   });
   after(async () => {
@@ -58,5 +59,17 @@ describe('Redis outage and restart', function () {
     await waitFor('every saga settled', () => sagasSettled(app), 10_000);
     const counts = await checkSeatInvariants(app, show.id);
     expect(counts).to.deep.equal({ sold: 0, held: 3, available: 3 });
+
+    // The restarted Redis forgot notify-keyspace-events: the service turned it on again, and its
+    // subscriber listens again. An order made due now, with its key about to expire, expires.
+    await waitFor('keyspace events on again', async () => {
+      const [, flags] = (await app.redis.config('GET', 'notify-keyspace-events')) as string[];
+      return flags.includes('E') && flags.includes('x');
+    }, 5_000);
+    await app.db('orders').where({ id: free.body.id }).update({ expires_at: app.db.fn.now(3) });
+    await app.redis.set(`${iso.namespace}:expiry:order:${free.body.id}`, '1', 'PX', 100);
+    await waitFor('expired by the keyspace event', async () => (await api.get(`/api/orders/${free.body.id}`, buyer.auth)).body.status === 'EXPIRED', 5_000);
+    await waitFor('every saga settled', () => sagasSettled(app), 10_000);
+    expect(await checkSeatInvariants(app, show.id)).to.deep.equal({ sold: 0, held: 2, available: 4 });
   });
 });
