@@ -99,7 +99,7 @@ describe('Unpaid-order expiry', function () {
       // loses to the expiry and must give the money back.
       await api.setFailpoint('pay.pay_money.after', { action: 'delay', ms: 300 });
       const startBalance = await api.balance(buyer);
-      const orders = [];
+      const orders: Array<Awaited<ReturnType<typeof api.order>>> = [];
       for (let batch = 0; batch < 5; batch++) {
         orders.push(...(await Promise.all(Array.from({ length: 10 }, () => api.order(buyer, show.id, sale.freshSeats(1))))));
       }
