@@ -120,10 +120,14 @@ export class PaymentNotifications {
       throw new AppError('NOT_FOUND', 'payment notifications are not configured (PAYMENT_NOTIFY_SECRET)');
     }
     let notification: z.output<typeof notificationSchema>;
+    let known: NotificationRow | undefined;
     try {
       this.verifySignature(rawBody, signatureHeader, this.deps.secret);
       notification = parse(notificationSchema, parseJson(rawBody));
-      this.checkFreshness(notification.paidAt);
+      // A txnId already stored is answered whatever its age: a provider retrying a delivered
+      // notification late must learn its fate, not be refused. Only new ones must be fresh.
+      known = await this.deps.db('payment_notifications').where({ txn_id: notification.txnId }).first();
+      if (!known) this.checkFreshness(notification.paidAt);
     } catch (err) {
       this.received.inc({ outcome: 'rejected' });
       if (err instanceof AppError) logger.warn('payment notification rejected', { code: err.code, reason: err.message });
@@ -131,7 +135,7 @@ export class PaymentNotifications {
     }
 
     const log = logger.child({ txnId: notification.txnId, orderId: notification.orderId });
-    const stored = await this.store(notification);
+    const stored = known ? { duplicate: true, notification: known } : await this.store(notification);
     if (stored.duplicate) {
       const { notification: row } = stored;
       if (row.order_id !== notification.orderId || toNumber(row.amount_cents) !== notification.amountCents) {

@@ -208,6 +208,26 @@ describe('Payment provider callback and reconciliation', () => {
     expect((await metric(api, 'seat_saga_payment_notifications_total{outcome="rejected"}')) ?? 0).to.be.at.least(attempts.length);
   });
 
+  it('When the provider retries a stored notification after five minutes, then it gets the stored answer, not STALE_NOTIFICATION', async () => {
+    const order = await placeOrder(1);
+    const late = notificationFor(order.id, order.totalCents, { paidAt: new Date(Date.now() - 10 * 60_000).toISOString() });
+    // Stored ten minutes ago, when it was fresh (and flagged: the order did not match then).
+    await app.db('payment_notifications').insert({
+      txn_id: late.txnId,
+      order_id: late.orderId,
+      amount_cents: late.amountCents,
+      paid_at: new Date(late.paidAt),
+      status: 'FLAGGED',
+      flag_reason: 'ORDER_NOT_PAYABLE',
+      received_at: new Date(late.paidAt),
+      resolved_at: new Date(late.paidAt),
+    });
+    const reply = await notify(api, late);
+    expect(reply.status).to.equal(200);
+    expect(reply.body).to.deep.equal({ txnId: late.txnId, orderId: order.id, status: 'FLAGGED', reason: 'ORDER_NOT_PAYABLE', duplicate: true });
+    expect(await orderStatus(order.id)).to.equal('PENDING_PAYMENT');
+  });
+
   it('When a signed body is stale, from the future, not JSON, not a valid notification or over 64 KiB, then 4xx with its code and nothing is written', async () => {
     const order = await placeOrder(1);
     const countsBefore = { ...(await tableCounts(app)), payment_notifications: await notificationCount() };
