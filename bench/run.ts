@@ -84,6 +84,105 @@ async function syncOrders(service: BenchService, tokens: string[]): Promise<Meas
   });
 }
 
+/**
+ * POST /api/orders/:id/pay: each request pays its own pending order (placed beforehand), buyers
+ * round-robin. The pay saga verifies the argon2id pay password (OWASP's minimum: 19 MiB, 2
+ * passes) on every pay, by design: that bounds this path.
+ */
+async function pays(service: BenchService, tokens: string[]): Promise<Measured> {
+  for (const token of tokens) {
+    const me = (await (await fetch(`${service.url}/api/users/me`, { headers: { Authorization: `Bearer ${token}` } })).json()) as { id: string };
+    await post(`${service.url}/api/admin/users/${me.id}/credits`, { amountCents: 100_000_000 }, admin);
+  }
+  const show = await createShow(service, 50, 100);
+  const orders: Array<{ id: string; token: string }> = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < show.seatIds.length) {
+        const n = next++;
+        const token = tokens[n % tokens.length];
+        const reply = await post(`${service.url}/api/orders`, { showId: show.id, seatIds: [show.seatIds[n]] }, { ...json, Authorization: `Bearer ${token}` });
+        if (reply.status !== 201) throw new Error(`order failed: ${reply.status} ${JSON.stringify(reply.body)}`);
+        orders.push({ id: reply.body.id, token });
+      }
+    }),
+  );
+  let i = 0;
+  const request = {
+    method: 'POST' as const,
+    setupRequest: (req: any) => {
+      const order = orders[i++ % orders.length];
+      return { ...req, path: `/api/orders/${order.id}/pay`, headers: { ...json, Authorization: `Bearer ${order.token}` }, body: JSON.stringify({ payPassword: 'bench-pass' }) };
+    },
+  };
+  // Warm-up on the first 200 orders, then the measured run on the rest (each order paid once).
+  await autocannon({ url: service.url, connections: CONNECTIONS, pipelining: 1, amount: 200, requests: [request] });
+  const result = await autocannon({ url: service.url, connections: CONNECTIONS, pipelining: 1, amount: orders.length - 200, requests: [request] });
+  const measured = {
+    name: 'POST /api/orders/:id/pay (pay saga)',
+    requestsPerSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+  console.log(`${measured.name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`);
+  return measured;
+}
+
+/**
+ * Unpaid orders in a service whose payment window is 2 s: how late after its deadline each
+ * order's seats came back (the seat-release of its expiry, database clock), and which trigger
+ * expired it.
+ */
+async function expiryLateness(count: number) {
+  const service = await startService('expiry', { PAYMENT_WINDOW_MS: '2000' });
+  try {
+    const [token] = await createBuyers(service, 1);
+    const show = await createShow(service, 10, 50);
+    let next = 0;
+    const orderIds: string[] = [];
+    // Orders placed over ~2 s by 5 clients, so deadlines spread out as in real traffic.
+    await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        while (next < count) {
+          const n = next++;
+          const reply = await post(`${service.url}/api/orders`, { showId: show.id, seatIds: [show.seatIds[n]] }, { ...json, Authorization: `Bearer ${token}` });
+          if (reply.status !== 201) throw new Error(`order failed: ${reply.status}`);
+          orderIds.push(reply.body.id);
+          await new Promise((resolve) => setTimeout(resolve, 2_000 / (count / 5)));
+        }
+      }),
+    );
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const [{ n }] = await service.db('seat_holds').where({ show_id: show.id }).count({ n: '*' });
+      if (Number(n) === 0) break;
+      if (Date.now() > deadline) throw new Error(`${n} seats still held 60 s after the deadlines`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const rows: Array<{ ms: number }> = await service
+      .db('orders')
+      .join('sagas', function () {
+        this.on('sagas.order_id', '=', 'orders.id').andOn('sagas.type', '=', service.db.raw('?', ['expiry']));
+      })
+      .join('saga_compensations', 'saga_compensations.saga_id', 'sagas.id')
+      .whereIn('orders.id', orderIds)
+      .select(service.db.raw('TIMESTAMPDIFF(MICROSECOND, orders.expires_at, saga_compensations.at) / 1000 AS ms'));
+    const sorted = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
+    const metrics = await (await fetch(`${service.url}/metrics`)).text();
+    const byTrigger: Record<string, number> = {};
+    for (const match of metrics.matchAll(/^seat_saga_orders_expired_total\{trigger="([\w-]+)"\} (\d+)/gm)) byTrigger[match[1]] = Number(match[2]);
+    const result = { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)!, byTrigger };
+    console.log(`expiry: seats back after the deadline over ${result.count} orders: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms; expired by ${JSON.stringify(byTrigger)}`);
+    return result;
+  } finally {
+    await service.stop();
+  }
+}
+
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 
 /**
@@ -132,7 +231,11 @@ async function compensationLatency(service: BenchService, tokens: string[], clie
   return result;
 }
 
-function report(rows: Measured[], compensations: Array<Awaited<ReturnType<typeof compensationLatency>>>) {
+function report(
+  rows: Measured[],
+  compensations: Array<Awaited<ReturnType<typeof compensationLatency>>>,
+  expiry: Awaited<ReturnType<typeof expiryLateness>>,
+) {
   const baseline = rows[0].requestsPerSecond;
   const lines = [
     '# seat-saga benchmark results',
@@ -159,6 +262,15 @@ function report(rows: Measured[], compensations: Array<Awaited<ReturnType<typeof
     '| ---: | ---: | ---: | ---: | ---: |',
     ...compensations.map((c) => `| ${c.count} | ${c.clients} | ${c.p50.toFixed(1)} | ${c.p99.toFixed(1)} | ${c.max.toFixed(1)} |`),
     '',
+    '## Unpaid-order expiry',
+    '',
+    `${expiry.count} orders left unpaid in a service with PAYMENT_WINDOW_MS=2000 and every trigger on: time from each order's ` +
+      'deadline (`expires_at`) to its seats released (the seat-release record of its expiry), both instants from the database clock.',
+    '',
+    '| orders | p50 ms | p99 ms | max ms | expired by |',
+    '| ---: | ---: | ---: | ---: | --- |',
+    `| ${expiry.count} | ${expiry.p50.toFixed(1)} | ${expiry.p99.toFixed(1)} | ${expiry.max.toFixed(1)} | ${Object.entries(expiry.byTrigger).map(([t, n]) => `${t} ${n}`).join(', ')} |`,
+    '',
   ];
   const file = path.join(__dirname, 'results.md');
   writeFileSync(file, lines.join('\n'));
@@ -173,8 +285,11 @@ async function main() {
     const rows: Measured[] = [];
     rows.push(await load('GET /livez', { url: `${service.url}/livez` }));
     rows.push(await syncOrders(service, tokens));
+    rows.push(await pays(service, tokens));
     const compensations = [await compensationLatency(service, tokens, 1), await compensationLatency(service, tokens, 20)];
-    report(rows, compensations);
+    await service.stop();
+    const expiry = await expiryLateness(200);
+    report(rows, compensations, expiry);
   } finally {
     await service.stop();
   }

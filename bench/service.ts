@@ -59,11 +59,14 @@ export async function startService(name: string, extraEnv: Record<string, string
   console.log(`service ${name} at ${url}, log in ${logFile}`);
 
   const db = knex({ client: 'mysql2', connection: { ...connectionOf(base), database, supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z' } });
+  let stopped = false;
   return {
     url,
     db,
     env,
     async stop() {
+      if (stopped) return;
+      stopped = true;
       await db.destroy();
       await stopChild(child);
       await dropEverything(env, database);
