@@ -148,5 +148,7 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
     expect(attempts).to.equal(3); // two first attempts, one retry of the victim
     const balances = await app.db('users').whereIn('id', [first, second]).pluck('balance_cents');
     expect(balances).to.deep.equal(['2', '2']);
+    // The ledger of those two cents each, so the money invariant checked at cleanup holds for them too.
+    await app.db('ledger_entries').insert([first, second].map((id) => ({ user_id: id, kind: 'credit', amount_cents: 2 })));
   });
 });

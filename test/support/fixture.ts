@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import knex from 'knex';
 import winston from 'winston';
 import { startApp, type App } from '../../src/app';
 import { loadConfig, type Config, type Role } from '../../src/config';
 import { topologyNames } from '../../src/messaging/topology';
 import { dropNamespace } from '../../tools/drop-namespace';
 import { Api } from './http';
+import { checkMoneyInvariant } from './invariants';
 
 /** One id per `npm test` run; every app of the run gets its own database and NAMESPACE from it. */
 const RUN = process.env.TEST_RUN_ID ?? randomBytes(3).toString('hex');
@@ -81,11 +83,17 @@ export async function startTestApp(iso: Isolation, overrides: Record<string, str
   return Object.assign(app, { env, logs, isolation: iso });
 }
 
-/** Drops everything an isolated run created: database, exchanges and queues, Redis keys. */
+/**
+ * Drops everything an isolated run created: database, exchanges and queues, Redis keys. Before the
+ * database goes, checks the contract's money invariant over every user it holds, so every test
+ * file ends with it checked (a violation fails the file's "after all" hook).
+ */
 export async function cleanup(iso: Isolation, apps: Array<App | null | undefined>): Promise<void> {
   const running = apps.filter((a): a is App => Boolean(a));
   const topology = running[0]?.topology;
   for (const app of running) await app.stop().catch(() => {});
+  let moneyViolation: unknown = null;
+  await checkMoneyOfDatabase(iso.database).catch((err) => (moneyViolation = err));
   await dropNamespace({
     namespace: iso.namespace,
     database: iso.database,
@@ -94,6 +102,25 @@ export async function cleanup(iso: Isolation, apps: Array<App | null | undefined
     amqpUrl: BASE_ENV.AMQP_URL,
     known: topology && topologyNames(topology),
   });
+  if (moneyViolation) throw moneyViolation;
+}
+
+async function checkMoneyOfDatabase(database: string): Promise<void> {
+  const url = new URL(BASE_ENV.DATABASE_URL);
+  const db = knex({
+    client: 'mysql2',
+    connection: { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password), database, supportBigNumbers: true, bigNumberStrings: true },
+    pool: { min: 0, max: 1 },
+  });
+  try {
+    const [tables] = await db.raw(`SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'ledger_entries'`);
+    if (Number(tables[0].n) === 1) await checkMoneyInvariant({ db });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ER_BAD_DB_ERROR') return; // the file never created its database
+    throw err;
+  } finally {
+    await db.destroy();
+  }
 }
 
 /**

@@ -76,7 +76,7 @@ export async function tableCounts(app: App): Promise<Record<string, number>> {
  * The contract's money invariant, for every user of the app's database: balance = credits −
  * payments + refunds (from the ledger), and no balance negative. Returns the users checked.
  */
-export async function checkMoneyInvariant(app: App): Promise<number> {
+export async function checkMoneyInvariant(app: Pick<App, 'db'>): Promise<number> {
   const rows: Array<{ id: string; balance_cents: string; credits: string; payments: string; refunds: string }> = await app.db('users')
     .leftJoin('ledger_entries', 'ledger_entries.user_id', 'users.id')
     .groupBy('users.id', 'users.balance_cents')
