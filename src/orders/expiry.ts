@@ -76,23 +76,35 @@ export class OrderExpiry {
    * every trigger may fire, in any process, any number of times.
    */
   async expire(orderId: string, trigger: ExpiryTrigger): Promise<boolean> {
+    return (await this.tryExpire(orderId, trigger)).expired;
+  }
+
+  /** As `expire`, and when the order is still pending but not due yet, in how many ms it will be. */
+  private async tryExpire(orderId: string, trigger: ExpiryTrigger): Promise<{ expired: boolean; dueInMs?: number }> {
     const expired = await inTransaction(this.deps.db, async (trx) => {
       const [result] = await trx.raw(
         `UPDATE orders SET status = 'EXPIRED', updated_at = NOW(3)
           WHERE id = ? AND status = 'PENDING_PAYMENT' AND expires_at <= NOW(3)`,
         [orderId],
       );
-      if (result.affectedRows === 0) return null;
+      if (result.affectedRows === 0) {
+        const [[pending]] = await trx.raw(
+          `SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), expires_at) DIV 1000 AS dueInMs FROM orders WHERE id = ? AND status = 'PENDING_PAYMENT'`,
+          [orderId],
+        );
+        return pending ? { dueInMs: Number(pending.dueInMs) } : null;
+      }
       const order = await trx('orders').where({ id: orderId }).first('user_id', 'show_id', 'expires_at');
       const releaseSagaId = await releaseOrderSeats(trx, this.deps, { id: orderId, userId: order.user_id, showId: order.show_id }, 'expiry');
       return { releaseSagaId, expiresAt: order.expires_at as Date };
     });
-    if (!expired) return false;
+    if (!expired) return { expired: false };
+    if ('dueInMs' in expired) return { expired: false, dueInMs: expired.dueInMs };
     this.deps.onReleaseQueued();
     const latenessMs = Math.max(0, this.deps.clock.now() - expired.expiresAt.getTime());
     this.deps.onExpired?.(trigger, latenessMs);
     this.deps.logger.info('order expired', { orderId, trigger, latenessMs, sagaId: expired.releaseSagaId, status: 'EXPIRED' });
-    return true;
+    return { expired: true };
   }
 
   /** The backstop: expires every overdue unpaid order both triggers missed. Returns how many. */
@@ -130,10 +142,18 @@ export class OrderExpiry {
     const subscriber = redis.duplicate();
     this.subscriber = subscriber;
     subscriber.on('error', () => {}); // the main client logs Redis outages
+    const onExpiredKey = async (orderId: string, retried: boolean) => {
+      const result = await this.tryExpire(orderId, 'keyspace');
+      // Redis may expire the key a hair before the database's clock reaches expires_at (the two
+      // round to the millisecond differently): look again once it is due.
+      if (!result.expired && result.dueInMs !== undefined && !retried && result.dueInMs < 60_000) {
+        setTimeout(() => void onExpiredKey(orderId, true).catch(() => {}), Math.max(1, result.dueInMs + 1)).unref();
+      }
+    };
     subscriber.on('message', (_channel: string, key: string) => {
       if (!key.startsWith(this.keyPrefix)) return;
       const orderId = key.slice(this.keyPrefix.length);
-      this.expire(orderId, 'keyspace').catch((err) =>
+      onExpiredKey(orderId, false).catch((err) =>
         logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }),
       );
     });
