@@ -56,6 +56,40 @@ describe('Unpaid-order expiry', function () {
     }
   });
 
+  describe('an order saga that stalls past the payment window', () => {
+    const iso = isolate('expiry-stall');
+    let sale: Sale;
+    before(async () => {
+      sale = await startSale(iso, { env: { PAYMENT_WINDOW_MS: '1000', SAGA_STALE_MS: '2500', SWEEP_INTERVAL_MS: '200' } });
+    });
+    after(() => cleanup(iso, [sale?.app]));
+
+    it('When its order expires before the sweeper compensates the stalled saga, then the seats come back once and no order row stays', async () => {
+      const { api, app, buyer, show } = sale;
+      const seatIds = sale.freshSeats(2);
+      await api.setFailpoint('order.order_add.after', { action: 'delay', ms: 4_000, count: 1 });
+      const reply = await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
+      // The order row committed, expired after 1 s (seats released), then the saga went stale
+      // and was compensated: order-delete removed the EXPIRED row; the late step was refused.
+      expect(reply.status).to.equal(500);
+      expect(reply.body.error.details.tag).to.equal('order_add_cancel');
+      const { sagaId } = reply.body.error.details;
+      const saga = await waitFor('order saga COMPENSATED', async () => {
+        const view = (await api.saga(sagaId)).body;
+        return view.status === 'COMPENSATED' && view;
+      });
+      expect(saga.error.code).to.equal('SAGA_STALE');
+      const byListener = Object.fromEntries(saga.compensations.map((c: { listener: string; status: string }) => [c.listener, c.status]));
+      expect(byListener).to.deep.equal({ 'seat-release': 'NOOP', 'order-delete': 'DONE' });
+      const expiry = await app.db('sagas').where({ type: 'expiry' }).select('id', 'status');
+      expect(expiry).to.have.length(1);
+      await waitFor('expiry release COMPENSATED', async () => (await api.saga(expiry[0].id)).body.status === 'COMPENSATED');
+      expect(await app.db('orders').where({ saga_id: sagaId }).first()).to.equal(undefined);
+      expect(await app.db('seat_holds').whereIn('seat_id', seatIds).first()).to.equal(undefined);
+      await checkSeatInvariants(app, show.id);
+    });
+  });
+
   describe('all triggers (the default)', () => {
     const iso = isolate('expiry-all');
     let sale: Sale;
