@@ -47,15 +47,18 @@ describe('Pay password attempts, limited across API processes', function () {
     expect(sixth.status).to.equal(429);
     expect(sixth.body.error.code).to.equal('TOO_MANY_ATTEMPTS');
     expect(Number(sixth.headers.get('retry-after'))).to.be.within(1, 4);
-    const rightButLocked = await api.pay(buyer, order.id);
+    const retryKey = { 'Idempotency-Key': `after-lockout-${order.id}` };
+    const rightButLocked = await api.pay(buyer, order.id, 'pay-secret', retryKey);
     expect(rightButLocked.status).to.equal(429);
     expect(await api.balance(buyer)).to.equal(100_000);
     // Refused before any saga started: the lock-out writes nothing.
     expect(await sale.app.db('sagas').where({ order_id: order.id, type: 'pay' }).count({ n: '*' })).to.deep.equal([{ n: '5' }]);
 
     await new Promise((resolve) => setTimeout(resolve, 4_200));
-    const afterWindow = await secondApi.pay(buyer, order.id);
+    // The 429 was not stored under its Idempotency-Key: the retry runs, and pays.
+    const afterWindow = await secondApi.pay(buyer, order.id, 'pay-secret', retryKey);
     expect(afterWindow.status).to.equal(200);
+    expect(afterWindow.headers.get('idempotent-replayed')).to.equal(null);
     expect(afterWindow.body.balanceCents).to.equal(100_000 - order.totalCents);
     await checkMoneyInvariant(sale.app);
   });
