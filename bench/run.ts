@@ -33,9 +33,12 @@ async function post(url: string, body: unknown, headers: Record<string, string>)
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function load(name: string, options: autocannon.Options): Promise<Measured> {
-  // A short warm-up (JIT, pools), then the measured run.
-  await autocannon({ ...options, duration: Math.min(2, DURATION) });
+/**
+ * A short warm-up (JIT, pools; `warmUp` overrides how long), then the measured run. `options` may
+ * set `amount` instead of a duration when each request consumes something prepared beforehand.
+ */
+async function load(name: string, options: autocannon.Options, warmUp: Partial<autocannon.Options> = { duration: Math.min(2, DURATION) }): Promise<Measured> {
+  await autocannon({ ...options, ...warmUp });
   const result = await autocannon({ connections: CONNECTIONS, pipelining: 1, duration: DURATION, ...options });
   const measured = {
     name,
@@ -118,19 +121,7 @@ async function pays(service: BenchService, tokens: string[]): Promise<Measured> 
     },
   };
   // Warm-up on the first 200 orders, then the measured run on the rest (each order paid once).
-  await autocannon({ url: service.url, connections: CONNECTIONS, pipelining: 1, amount: 200, requests: [request] });
-  const result = await autocannon({ url: service.url, connections: CONNECTIONS, pipelining: 1, amount: orders.length - 200, requests: [request] });
-  const measured = {
-    name: 'POST /api/orders/:id/pay (pay saga)',
-    requestsPerSecond: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    total: result.requests.total,
-    non2xx: result.non2xx,
-    errors: result.errors,
-  };
-  console.log(`${measured.name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx}, errors ${measured.errors}`);
-  return measured;
+  return load('POST /api/orders/:id/pay (pay saga)', { url: service.url, amount: orders.length - 200, requests: [request] }, { amount: 200 });
 }
 
 /**

@@ -203,7 +203,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
         handler: (delivery) => expiry.handleDue(delivery.body),
       });
     }
-    await expiry.startKeyspaceSubscriber(redisDbIndex(config.REDIS_URL));
+    await expiry.startKeyspaceSubscriber();
     sweeping.start();
     reconciling.start();
     await loadSeatViews(db, inventory, logger);
@@ -284,12 +284,6 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   }
 
   return { config, role, logger, db, redis, broker, topology, metrics, failpoints, inventory, sagaLog, relay, sweeper, url, stop };
-}
-
-/** The database number in REDIS_URL (`redis://host:port/<db>`), 0 when absent. */
-function redisDbIndex(url: string): number {
-  const db = Number(new URL(url).pathname.replace(/^\//, '') || '0');
-  return Number.isInteger(db) ? db : 0;
 }
 
 /** Rebuilds the Redis view of every current show that lacks one (Redis lost its data). */

@@ -134,7 +134,7 @@ export class OrderExpiry {
    * (merged into the current flags) now and after every reconnect: Redis forgets its CONFIG SET
    * when it restarts.
    */
-  async startKeyspaceSubscriber(redisDb: number): Promise<void> {
+  async startKeyspaceSubscriber(): Promise<void> {
     if (!this.deps.triggers.has('keyspace')) return;
     const { redis, logger } = this.deps;
     await this.enableKeyspaceEvents();
@@ -158,7 +158,7 @@ export class OrderExpiry {
       );
     });
     await subscriber.connect().catch(() => {});
-    await subscriber.subscribe(`__keyevent@${redisDb}__:expired`);
+    await subscriber.subscribe(`__keyevent@${redis.options.db ?? 0}__:expired`);
   }
 
   async stop(): Promise<void> {

@@ -91,7 +91,7 @@ export class Orders {
   async pay(userId: string, orderId: string, payPassword: string, logger: Logger): Promise<{ id: string; status: 'PAID'; balanceCents: number; sagaId: string }> {
     const { engine, paySaga, passwords, db } = this.deps;
     await passwords.assertNotLocked(userId);
-    await this.get(userId, orderId);
+    await this.visibleStatus(userId, orderId);
     const sagaId = await engine.run(paySaga, { orderId, userId, payPassword }, { orderId, userId, logger: logger.child({ orderId }) });
     const user = await db('users').where({ id: userId }).first('balance_cents');
     return { id: orderId, status: 'PAID', balanceCents: toNumber(user.balance_cents), sagaId };
@@ -106,7 +106,7 @@ export class Orders {
           WHERE o.id = ? AND o.user_id = ? AND o.status = 'PENDING_PAYMENT' AND s.status = 'COMPLETED'`,
         [orderId, userId],
       );
-      if (result.affectedRows === 0) throw orderNotPayable((await this.get(userId, orderId)).status);
+      if (result.affectedRows === 0) throw orderNotPayable(await this.visibleStatus(userId, orderId));
       const order = await trx('orders').where({ id: orderId }).first('show_id');
       return releaseOrderSeats(trx, this.deps, { id: orderId, userId, showId: order.show_id }, 'cancel');
     });
@@ -130,7 +130,7 @@ export class Orders {
         [orderId, userId],
       );
       if (result.affectedRows === 0) {
-        const { status } = await this.get(userId, orderId);
+        const status = await this.visibleStatus(userId, orderId);
         const why = status === 'PAID' ? 'its payment is still being processed; retry shortly' : `the order is ${status}, not PAID`;
         throw new AppError('ORDER_NOT_REFUNDABLE', `order cannot be refunded: ${why}`, { status });
       }
@@ -154,15 +154,22 @@ export class Orders {
 
   /** The caller's order; another user's order, or one whose saga has not completed, is not found. */
   async get(userId: string, orderId: string): Promise<OrderView> {
-    const [order] = await this.query(userId).where('orders.id', orderId);
+    const [order] = await this.query(userId).where('orders.id', orderId).select('orders.*');
     if (!order) throw notFound('order');
     return (await this.withSeats([order]))[0];
   }
 
   /** The caller's orders, newest first. */
   async list(userId: string, limit = 100): Promise<OrderView[]> {
-    const rows = await this.query(userId).orderBy('orders.id', 'desc').limit(limit);
+    const rows = await this.query(userId).orderBy('orders.id', 'desc').limit(limit).select('orders.*');
     return this.withSeats(rows);
+  }
+
+  /** The status of the caller's order (404 as for `get`), without loading its seats. */
+  private async visibleStatus(userId: string, orderId: string): Promise<OrderStatus> {
+    const order = await this.query(userId).where('orders.id', orderId).first('orders.status');
+    if (!order) throw notFound('order');
+    return order.status;
   }
 
   private query(userId: string) {
@@ -170,8 +177,7 @@ export class Orders {
       .db('orders')
       .join('sagas', 'sagas.id', 'orders.saga_id')
       .where('orders.user_id', userId)
-      .andWhere('sagas.status', 'COMPLETED')
-      .select('orders.*');
+      .andWhere('sagas.status', 'COMPLETED');
   }
 
   private async withSeats(rows: any[]): Promise<OrderView[]> {
