@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import * as foundation from './20261123000001_foundation';
 import * as payments from './20261123000002_payments';
+import * as asyncOrders from './20261123000003_async_orders';
 
 /**
  * Migrations are listed here rather than discovered from the folder, so their names carry no
@@ -10,6 +11,7 @@ import * as payments from './20261123000002_payments';
 const migrations: Array<[name: string, migration: Knex.Migration]> = [
   ['20261123000001_foundation', foundation],
   ['20261123000002_payments', payments],
+  ['20261123000003_async_orders', asyncOrders],
 ];
 
 export const migrationSource: Knex.MigrationSource<[string, Knex.Migration]> = {

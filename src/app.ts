@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { createHttpApp, type HealthCheck } from './api/http-app';
+import { createHttpApp, createOpsApp, type HealthCheck } from './api/http-app';
 import { IdempotencyStore } from './api/idempotency';
 import { balanceRestoreListener } from './compensation/balance-restore';
 import { compensationHandler, type CompensationListener } from './compensation/listener-runtime';
@@ -20,14 +20,18 @@ import { createLogger, type Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { OrderExpiry } from './orders/expiry';
 import { RELEASE_ROUTE } from './orders/order-release';
+import { AsyncOrderIntake, AsyncOrderWaiters } from './orders/async-orders';
+import { AsyncOrderWriter } from './orders/async-order-writer';
 import { Orders } from './orders/orders';
+import { ReservationReconciler } from './orders/reservation-reconciler';
+import { ReservationLog } from './orders/reservations';
 import { PaymentNotifications } from './payments/notifications';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
 import { paySaga } from './sagas/pay-saga';
 import { RecoverySweeper } from './sagas/recovery-sweeper';
 import { SagaLog } from './sagas/saga-log';
-import { Shows } from './shows/shows';
+import { currentShowIds, Shows } from './shows/shows';
 import { Failpoints } from './support/failpoints';
 import { IdGenerator, MAX_WORKER_ID } from './support/ids';
 import { Periodic } from './support/periodic';
@@ -91,18 +95,19 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   if (config.ENABLE_FAILPOINTS) logger.warn('failpoints are enabled: never in production', { failpoints: failpoints.list() });
 
   const metrics = createMetrics(db);
-  const inventory = new SeatInventory(redis, db, config.NAMESPACE, logger);
+  // A rebuilt view takes async orders once the queue holds none older than the rebuild.
+  const inventory = new SeatInventory(redis, db, config.NAMESPACE, logger, config.ORDER_MAX_QUEUE_DELAY_MS + 1_000);
   const passwords = new PayPasswordGuard(db, redis, config.NAMESPACE, {
     maxAttempts: config.PAY_PASSWORD_MAX_ATTEMPTS,
     windowMs: config.PAY_PASSWORD_WINDOW_MS,
   });
   const sagas = {
     // `expiry` is built below, once the topology it publishes to exists; the saga calls it only when it runs.
-    order: orderSaga({ db, inventory, scheduleExpiry: (trx, order) => expiry.scheduleInTransaction(trx, order) }),
+    order: orderSaga({ db, inventory, scheduleExpiry: (trx, order) => expiry.scheduleInTransaction(trx, [order]) }),
     pay: paySaga({ db, passwords, clock }),
   };
   const topology = buildTopology(
-    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS },
+    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS, queueType: config.QUEUE_TYPE },
     [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE],
   );
   const broker = new Broker({
@@ -171,6 +176,31 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     clock,
   });
   const reconciling = new Periodic('payment reconciliation', config.SWEEP_INTERVAL_MS, async () => void (await payments.reconcileOnce()), logger);
+
+  const reservations = new ReservationLog({
+    db,
+    redis,
+    inventory,
+    namespace: config.NAMESPACE,
+    logger,
+    onReleased: (reason, count) => metrics.reservationsReleased.inc({ reason }, count),
+  });
+  const reservationReconciler = new ReservationReconciler({
+    db,
+    inventory,
+    reservations,
+    clock,
+    logger,
+    afterMs: config.RESERVATION_RECONCILE_AFTER_MS,
+    onPendingCounted: (pending) => metrics.reservationsPending.set(pending),
+  });
+  const reconcilingReservations = new Periodic(
+    'reservation reconciler',
+    Math.min(config.SWEEP_INTERVAL_MS, config.RESERVATION_RECONCILE_AFTER_MS),
+    async () => void (await reservationReconciler.reconcileOnce()),
+    logger,
+  );
+  const waiters = new AsyncOrderWaiters(redis, reservations.channel, logger);
   if (!payments.enabled) logger.warn('PAYMENT_NOTIFY_SECRET not set: the payment callback /api/payments/notify is off');
 
   relay.start();
@@ -203,21 +233,56 @@ export async function startApp(config: Config, role: Role, options: StartOptions
         handler: (delivery) => expiry.handleDue(delivery.body),
       });
     }
+    const writer = new AsyncOrderWriter({
+      db,
+      inventory,
+      reservations,
+      expiry,
+      ids,
+      failpoints,
+      metrics,
+      logger,
+      clock,
+      orderSteps: sagas.order.steps,
+      paymentWindowMs: config.PAYMENT_WINDOW_MS,
+      maxQueueDelayMs: config.ORDER_MAX_QUEUE_DELAY_MS,
+      onOutboxWritten: () => relay.kick(),
+    });
+    // Seat views first: a worker persists orders into the view it confirms them in.
+    await loadSeatViews(db, inventory, logger);
+    await broker.consume({
+      queue: topology.asyncOrders.queue,
+      prefetch: config.ASYNC_ORDER_PREFETCH,
+      maxDeliveries: config.MAX_DELIVERIES,
+      maxBatch: config.ASYNC_ORDER_BATCH_SIZE,
+      lingerMs: config.ASYNC_ORDER_BATCH_LINGER_MS,
+      batchesInFlight: config.ASYNC_ORDER_BATCHES_IN_FLIGHT,
+      batchHandler: writer.handleBatch,
+    });
     await expiry.startKeyspaceSubscriber();
     sweeping.start();
     reconciling.start();
-    await loadSeatViews(db, inventory, logger);
+    reconcilingReservations.start();
   }
 
   let server: Server | null = null;
   let inFlightRequests = 0;
   let url: string | null = null;
+  const health: HealthCheck[] = [
+    { name: 'mysql', check: async () => (await db.raw('SELECT 1'), true) },
+    { name: 'redis', check: async () => (await redis.ping()) === 'PONG' },
+    { name: 'rabbitmq', check: async () => broker.isConnected },
+  ];
+  const listen = async (http: ReturnType<typeof createOpsApp>, port: number): Promise<string> => {
+    server = http.listen(port);
+    server.on('request', (_req, res) => {
+      inFlightRequests++;
+      res.on('close', () => inFlightRequests--);
+    });
+    await once(server, 'listening');
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
   if (role !== 'worker') {
-    const health: HealthCheck[] = [
-      { name: 'mysql', check: async () => (await db.raw('SELECT 1'), true) },
-      { name: 'redis', check: async () => (await redis.ping()) === 'PONG' },
-      { name: 'rabbitmq', check: async () => broker.isConnected },
-    ];
     const users = new Users(db, tokens);
     const shows = new Shows(db, inventory);
     const orders = new Orders({
@@ -234,6 +299,27 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       clock,
       paymentWindowMs: config.PAYMENT_WINDOW_MS,
     });
+    await waiters.start();
+    const asyncOrders = new AsyncOrderIntake({
+      shows,
+      inventory,
+      broker,
+      topology,
+      reservations,
+      waiters,
+      findOrder: (userId, orderId) => orders.find(userId, orderId),
+      ids,
+      clock,
+      failpoints,
+      metrics,
+      logger,
+      options: {
+        repeatWindowMs: config.REPEAT_SUBMIT_WINDOW_MS,
+        soldOutCacheMs: config.SOLD_OUT_CACHE_MS,
+        publishWindow: config.ASYNC_PUBLISH_WINDOW,
+        publishTimeoutMs: config.ASYNC_PUBLISH_TIMEOUT_MS,
+      },
+    });
     const http = createHttpApp({
       logger,
       metrics,
@@ -242,29 +328,27 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       users,
       shows,
       orders,
+      asyncOrders,
       payments,
       idempotency,
       sagaLog,
       failpoints,
       health,
     });
-    server = http.listen(config.PORT);
-    server.on('request', (_req, res) => {
-      inFlightRequests++;
-      res.on('close', () => inFlightRequests--);
-    });
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    url = `http://127.0.0.1:${port}`;
+    url = await listen(http, config.PORT);
     if (config.adminTokenGenerated) logger.warn('ADMIN_TOKEN not set: generated one for this run', { adminToken: config.ADMIN_TOKEN });
+    logger.info(`seat-saga listening on ${url}`, { role, url, namespace: config.NAMESPACE });
+  } else {
+    const opsUrl = await listen(createOpsApp({ health, metrics, logger }), config.WORKER_PORT);
+    logger.info('seat-saga worker running', { role, metrics: `${opsUrl}/metrics`, namespace: config.NAMESPACE });
   }
-
-  logger.info(url ? `seat-saga listening on ${url}` : 'seat-saga worker running', { role, url, namespace: config.NAMESPACE });
 
   async function stop(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('stopping: no new requests or messages; finishing those in flight', { role });
+    // Requests waiting for their async order answer now (202, or 201 if it is in the database).
+    await waiters.stop();
     if (server) {
       const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
       server.closeIdleConnections();
@@ -275,6 +359,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     await broker.stopConsuming();
     await sweeping.stop();
     await reconciling.stop();
+    await reconcilingReservations.stop();
     await expiry.stop();
     await relay.stop();
     await broker.close();
@@ -288,7 +373,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
 
 /** Rebuilds the Redis view of every current show that lacks one (Redis lost its data). */
 async function loadSeatViews(db: Db, inventory: SeatInventory, logger: Logger): Promise<void> {
-  const shows: string[] = await db('shows').where('starts_at', '>', db.raw('NOW(3) - INTERVAL 1 DAY')).pluck('id');
+  const shows = await currentShowIds(db);
   for (const showId of shows) await inventory.ensureLoaded(showId);
   logger.info('seat views checked', { shows: shows.length });
 }

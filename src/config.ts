@@ -33,6 +33,8 @@ const failpointSpec = z
 
 const schema = z.object({
   PORT: integer(0, 65535).default(3000),
+  // A worker (role `worker`) serves /livez, /health and /metrics here; 0 = any free port (logged).
+  WORKER_PORT: integer(0, 65535).default(0),
   DATABASE_URL: urlWithProtocols(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/seat_saga'),
   REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
   AMQP_URL: urlWithProtocols(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
@@ -68,6 +70,30 @@ const schema = z.object({
   PAYMENT_NOTIFY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   // A provider payment whose order has not appeared after this long is flagged for refund.
   PAYMENT_MATCH_DEADLINE_MS: integer(1000).default(10 * 60 * 1000),
+  // The async (flash-sale) path. An order message queued longer than this is dropped and its
+  // seats released: by then its client has stopped polling.
+  ORDER_MAX_QUEUE_DELAY_MS: integer(100).default(5_000),
+  // A second async order by the same user for the same show within this window is
+  // DUPLICATE_REQUEST (0 = off).
+  REPEAT_SUBMIT_WINDOW_MS: integer(0).default(10_000),
+  // How long each process trusts a show's sold-out flag before asking Redis again.
+  SOLD_OUT_CACHE_MS: integer(0, 60_000).default(500),
+  // A reservation still pending after this long is resolved by the reconciler.
+  RESERVATION_RECONCILE_AFTER_MS: integer(1000).default(30_000),
+  // Order messages a worker may hold unacknowledged, and how many it persists per transaction.
+  ASYNC_ORDER_PREFETCH: integer(1, 10_000).default(2_000),
+  ASYNC_ORDER_BATCH_SIZE: integer(1, 1_000).default(500),
+  // Batches a worker persists at once (each in its own transaction).
+  ASYNC_ORDER_BATCHES_IN_FLIGHT: integer(1, 32).default(3),
+  // How long a worker waits for more messages before persisting a batch that is not full.
+  ASYNC_ORDER_BATCH_LINGER_MS: integer(0, 1_000).default(5),
+  // Order messages published and not yet confirmed, at most, per process; and how long a confirm
+  // may take before the order is released and the client answered 503.
+  ASYNC_PUBLISH_WINDOW: integer(1, 100_000).default(2_000),
+  ASYNC_PUBLISH_TIMEOUT_MS: integer(100).default(3_000),
+  // classic, or quorum for a RabbitMQ cluster (replicated queues). A queue's type is fixed when it
+  // is declared: switching means deleting the namespace's queues once, while the service is stopped.
+  QUEUE_TYPE: z.enum(['classic', 'quorum']).default('classic'),
   OUTBOX_POLL_MS: integer(10).default(500),
   // Delay before a failed message is delivered again, and how many deliveries it gets in all.
   RETRY_DELAY_MS: integer(10).default(2_000),
@@ -104,6 +130,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const issue = parsed.error.issues[0];
     const variable = String(issue.path[0]);
     throw new ConfigError(variable, issue.message, input[variable]);
+  }
+  if (parsed.data.RESERVATION_RECONCILE_AFTER_MS <= parsed.data.ORDER_MAX_QUEUE_DELAY_MS) {
+    // The reconciler would release reservations whose message is still on its way to be persisted.
+    throw new ConfigError(
+      'RESERVATION_RECONCILE_AFTER_MS',
+      `must be greater than ORDER_MAX_QUEUE_DELAY_MS (${parsed.data.ORDER_MAX_QUEUE_DELAY_MS})`,
+      input.RESERVATION_RECONCILE_AFTER_MS ?? String(parsed.data.RESERVATION_RECONCILE_AFTER_MS),
+    );
   }
   const adminTokenGenerated = parsed.data.ADMIN_TOKEN === undefined;
   return {

@@ -37,7 +37,15 @@ export class AppError extends Error {
     readonly details?: unknown,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    // A 4xx is an answer, not a fault: no stack trace to capture (SOLD_OUT is the hot path of a
+    // flash sale). A 5xx keeps its stack for the logs.
+    const limit = Error.stackTraceLimit;
+    if (ERROR_STATUS[code] < 500) Error.stackTraceLimit = 0;
+    try {
+      super(message, options);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'AppError';
     this.status = ERROR_STATUS[code];
   }

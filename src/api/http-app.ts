@@ -3,6 +3,7 @@ import express, { type Express } from 'express';
 import { AppError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import type { AsyncOrderIntake } from '../orders/async-orders';
 import type { Orders } from '../orders/orders';
 import type { PaymentNotifications } from '../payments/notifications';
 import type { SagaLog } from '../sagas/saga-log';
@@ -14,7 +15,7 @@ import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
-import { publicRoutes } from './routes/public';
+import { publicRoutes, soldOutShortcut } from './routes/public';
 
 export interface HealthCheck {
   name: 'mysql' | 'redis' | 'rabbitmq';
@@ -29,6 +30,7 @@ export interface ApiDeps {
   users: Users;
   shows: Shows;
   orders: Orders;
+  asyncOrders: AsyncOrderIntake;
   payments: PaymentNotifications;
   idempotency: IdempotencyStore;
   sagaLog: SagaLog;
@@ -39,29 +41,11 @@ export interface ApiDeps {
 const withTimeout = <T>(promise: Promise<T>, ms: number, fallback: T) =>
   Promise.race([promise.catch(() => fallback), new Promise<T>((resolve) => setTimeout(() => resolve(fallback), ms).unref())]);
 
-export function createHttpApp(deps: ApiDeps): Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
+const livez = (_req: express.Request, res: express.Response) => {
+  res.json({ status: 'ok' });
+};
 
-  // Liveness: the process alone, no dependency touched (the benchmarks' baseline).
-  app.get('/livez', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-
-  app.use((req, res, next) => {
-    const requestId = /^[\w.:-]{1,128}$/.test(req.get('x-request-id') ?? '') ? (req.get('x-request-id') as string) : randomUUID();
-    res.set('X-Request-Id', requestId);
-    res.locals.logger = deps.logger.child({ requestId });
-    const stop = deps.metrics.httpDuration.startTimer({ method: req.method });
-    res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
-      stop({ route, status: String(res.statusCode) });
-      res.locals.logger.http('request', { method: req.method, route, status: res.statusCode });
-    });
-    next();
-  });
-
+function mountHealthAndMetrics(app: Express, deps: Pick<ApiDeps, 'health' | 'metrics'>): void {
   app.get('/health', async (_req, res) => {
     const results = await Promise.all(deps.health.map(async (h) => [h.name, await withTimeout(h.check(), 2_000, false)] as const));
     const body: Record<string, string> = { status: results.every(([, up]) => up) ? 'ok' : 'degraded' };
@@ -73,10 +57,56 @@ export function createHttpApp(deps: ApiDeps): Express {
     res.set('Content-Type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });
+}
 
+/**
+ * A worker's HTTP side: only /livez, /health and /metrics (its stale drops, batch sizes and
+ * compensations are counted in its own process), for probes and Prometheus.
+ */
+export function createOpsApp(deps: Pick<ApiDeps, 'health' | 'metrics' | 'logger'>): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.get('/livez', livez);
+  mountHealthAndMetrics(app, deps);
+  app.use((req) => {
+    throw new AppError('NOT_FOUND', `no route ${req.method} ${req.path} (a worker serves /livez, /health and /metrics only)`);
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+export function createHttpApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // Liveness: the process alone, no dependency touched (the benchmarks' baseline).
+  app.get('/livez', livez);
+
+  // winston builds a line before its level filter drops it: ask once whether anyone wants it.
+  const logHttp = deps.logger.isLevelEnabled('http');
+  app.use((req, res, next) => {
+    const requestId = /^[\w.:-]{1,128}$/.test(req.get('x-request-id') ?? '') ? (req.get('x-request-id') as string) : randomUUID();
+    res.set('X-Request-Id', requestId);
+    // The request's logger is made when first used: most requests log nothing at info.
+    let logger: Logger | undefined;
+    Object.defineProperty(res.locals, 'logger', { get: () => (logger ??= deps.logger.child({ requestId })), enumerable: true });
+    const stop = deps.metrics.httpDuration.startTimer({ method: req.method });
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      stop({ route, status: String(res.statusCode) });
+      if (logHttp) res.locals.logger.http('request', { method: req.method, route, status: res.statusCode });
+    });
+    next();
+  });
+
+  mountHealthAndMetrics(app, deps);
+
+  const parseJson = express.json({ limit: '64kb', strict: true });
+  app.post('/api/orders/async', soldOutShortcut(deps, parseJson));
   // The provider's callback is signed over its raw bytes: it reads its own body.
   app.use('/api/payments', paymentRoutes(deps.payments));
-  app.use(express.json({ limit: '64kb', strict: true }));
+  app.use(parseJson);
   app.use('/api/admin', adminRoutes(deps));
   app.use('/api', publicRoutes(deps));
   app.use((req) => {

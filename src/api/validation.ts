@@ -7,6 +7,12 @@ export const idString = z.string().refine(isIdString, 'must be an id: a string o
 
 export const cents = (max: number) => z.number().int('must be a whole number of cents').min(0).max(max);
 
+const seatList = z
+  .array(idString)
+  .min(1, 'must name at least one seat')
+  .max(50, 'at most 50 seats per order')
+  .refine((ids) => new Set(ids).size === ids.length, 'must not name a seat twice');
+
 export const schemas = {
   createUser: z.strictObject({
     name: z.string().trim().min(1).max(100),
@@ -24,14 +30,15 @@ export const schemas = {
       seatsPerRow: z.number().int().min(1).max(1000),
     })
     .refine((show) => show.rows * show.seatsPerRow <= 100_000, { message: 'a show has at most 100000 seats', path: ['rows'] }),
-  createOrder: z.strictObject({
-    showId: idString,
-    seatIds: z
-      .array(idString)
-      .min(1, 'must name at least one seat')
-      .max(50, 'at most 50 seats per order')
-      .refine((ids) => new Set(ids).size === ids.length, 'must not name a seat twice'),
-  }),
+  createOrder: z.strictObject({ showId: idString, seatIds: seatList }),
+  // Either the seats, or how many (the best free ones are picked).
+  createAsyncOrder: z.union([
+    z.strictObject({ showId: idString, seatIds: seatList }),
+    z.strictObject({
+      showId: idString,
+      quantity: z.number().int('must be a whole number').min(1, 'must be at least 1').max(50, 'at most 50 seats per order'),
+    }),
+  ]),
   pay: z.strictObject({
     payPassword: z.string().min(1, 'is required').max(128),
   }),
@@ -54,6 +61,17 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<
     message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
   }));
   throw new AppError('VALIDATION_FAILED', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+}
+
+/** `?waitMs=N`: absent is 0; otherwise a whole number of milliseconds up to 10000. */
+export function parseWaitMs(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'string' || !/^\d{1,5}$/.test(value) || Number(value) > 10_000) {
+    throw new AppError('VALIDATION_FAILED', 'waitMs must be a whole number of milliseconds from 0 to 10000', {
+      issues: [{ field: 'waitMs', message: 'must be 0..10000' }],
+    });
+  }
+  return Number(value);
 }
 
 /** For routes that take no body: nothing, or an empty JSON object. */

@@ -48,12 +48,41 @@ export interface Delivery<T = unknown> {
 
 export type MessageHandler = (delivery: Delivery) => Promise<void>;
 
-export interface ConsumerSpec {
+/**
+ * Handles a batch at once. Resolving acks every message of the batch, except those it names
+ * as unprocessable (they go to the DLQ); throwing sends each message to its retry (or, past
+ * maxDeliveries, to the DLQ).
+ */
+export type BatchHandler = (deliveries: Delivery[]) => Promise<BatchOutcome | void>;
+
+export interface BatchOutcome {
+  unprocessable?: Array<{ delivery: Delivery; error: string }>;
+}
+
+interface ConsumerBase {
   queue: WorkQueue;
   prefetch: number;
   maxDeliveries: number;
+}
+
+/** One message at a time (up to `prefetch` of them concurrently). */
+export interface ConsumerSpec extends ConsumerBase {
   handler: MessageHandler;
 }
+
+/**
+ * Messages in batches of up to `maxBatch`: a batch starts when it is full, or `lingerMs` after
+ * its first message. Up to `batchesInFlight` batches run at once per consumer (a batch mostly
+ * waits for the database); the next fills up meanwhile.
+ */
+export interface BatchConsumerSpec extends ConsumerBase {
+  batchHandler: BatchHandler;
+  maxBatch: number;
+  lingerMs: number;
+  batchesInFlight: number;
+}
+
+type AnyConsumerSpec = ConsumerSpec | BatchConsumerSpec;
 
 export interface BrokerOptions {
   url: string;
@@ -76,8 +105,8 @@ export class Broker {
   /** The connection of the moment, set by each (re)connect's setup. */
   private model: ChannelModel | null = null;
   private publisher: LiveChannel<ConfirmChannel> | null = null;
-  private readonly consumers: ConsumerSpec[] = [];
-  private readonly consumerChannels = new Map<ConsumerSpec, LiveChannel & { tag?: string }>();
+  private readonly consumers: AnyConsumerSpec[] = [];
+  private readonly consumerChannels = new Map<AnyConsumerSpec, LiveChannel & { tag?: string }>();
   private readonly inFlight = new Set<Promise<void>>();
   private consuming = true;
   private connected = false;
@@ -90,7 +119,7 @@ export class Broker {
   }
 
   /** Consumers registered before or after start run on every connection from then on. */
-  async consume(spec: ConsumerSpec): Promise<void> {
+  async consume(spec: AnyConsumerSpec): Promise<void> {
     this.consumers.push(spec);
     if (this.connected && this.model && this.consuming) await this.startConsumer(this.model, spec);
   }
@@ -175,7 +204,7 @@ export class Broker {
     this.publisher = publisher;
   }
 
-  private async startConsumer(model: ChannelModel, spec: ConsumerSpec): Promise<void> {
+  private async startConsumer(model: ChannelModel, spec: AnyConsumerSpec): Promise<void> {
     const channel = await model.createChannel();
     const live: LiveChannel & { tag?: string } = { channel, open: true };
     const restart = async () => {
@@ -185,6 +214,11 @@ export class Broker {
     };
     this.watch(live, `consumer ${spec.queue.name}`, model, restart);
     await channel.prefetch(spec.prefetch);
+    const track = (work: Promise<void>) => {
+      this.inFlight.add(work);
+      void work.finally(() => this.inFlight.delete(work));
+    };
+    const accept = 'batchHandler' in spec ? this.batcher(live, spec, track) : (msg: ConsumeMessage) => track(this.handle(live, spec, msg));
     const { consumerTag } = await channel.consume(spec.queue.name, (msg) => {
       if (!msg) {
         // The broker cancelled the consumer (its queue was deleted): declare it again, consume again.
@@ -193,8 +227,7 @@ export class Broker {
         void channel.close().catch(() => {});
         return;
       }
-      const work = this.handle(live, spec, msg).finally(() => this.inFlight.delete(work));
-      this.inFlight.add(work);
+      accept(msg);
     });
     live.tag = consumerTag;
     this.consumerChannels.set(spec, live);
@@ -259,6 +292,80 @@ export class Broker {
         // Rejected without requeue: the queue dead-letters it into its .retry queue.
         nack(live, msg, false);
       }
+    }
+  }
+
+  /**
+   * Collects a channel's messages into batches. Messages left in the buffer when the channel dies
+   * or the process stops are simply not acked: the broker delivers them again.
+   */
+  private batcher(live: LiveChannel, spec: BatchConsumerSpec, track: (work: Promise<void>) => void): (msg: ConsumeMessage) => void {
+    const buffer: ConsumeMessage[] = [];
+    let timer: NodeJS.Timeout | null = null;
+    let running = 0;
+    const flush = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      while (running < spec.batchesInFlight && buffer.length > 0 && live.open && this.consuming) {
+        running++;
+        const batch = buffer.splice(0, spec.maxBatch);
+        track(
+          this.handleBatch(live, spec, batch).finally(() => {
+            running--;
+            // What arrived meanwhile has waited long enough: go on at once.
+            flush();
+          }),
+        );
+      }
+    };
+    return (msg) => {
+      buffer.push(msg);
+      if (buffer.length >= spec.maxBatch) flush();
+      // With every slot busy, the batch that ends next picks the buffer up.
+      else if (!timer && running < spec.batchesInFlight) timer = setTimeout(flush, spec.lingerMs);
+    };
+  }
+
+  private async handleBatch(live: LiveChannel, spec: BatchConsumerSpec, messages: ConsumeMessage[]): Promise<void> {
+    const deliveries: Array<{ msg: ConsumeMessage; delivery: Delivery }> = [];
+    for (const msg of messages) {
+      try {
+        const body = JSON.parse(msg.content.toString('utf8'));
+        deliveries.push({
+          msg,
+          delivery: {
+            body,
+            routingKey: msg.fields.routingKey,
+            deliveryCount: deliveriesSoFar(msg, spec.queue.name) + 1,
+            redelivered: msg.fields.redelivered,
+            messageId: msg.properties.messageId,
+          },
+        });
+      } catch {
+        await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
+      }
+    }
+    if (deliveries.length === 0) return;
+    let outcome: BatchOutcome | void;
+    try {
+      outcome = await spec.batchHandler(deliveries.map((d) => d.delivery));
+    } catch (err) {
+      this.options.logger.warn('batch handling failed, its messages will be retried', {
+        queue: spec.queue.name,
+        messages: deliveries.length,
+        error: errorMessage(err),
+      });
+      for (const { msg, delivery } of deliveries) {
+        if (delivery.deliveryCount >= spec.maxDeliveries) await this.deadLetter(live, spec.queue, msg, 'retries-exhausted', errorMessage(err));
+        else nack(live, msg, false);
+      }
+      return;
+    }
+    const unprocessable = new Map((outcome?.unprocessable ?? []).map((u) => [u.delivery, u.error]));
+    for (const { msg, delivery } of deliveries) {
+      const error = unprocessable.get(delivery);
+      if (error === undefined) ack(live, msg);
+      else await this.deadLetter(live, spec.queue, msg, 'unprocessable', error);
     }
   }
 

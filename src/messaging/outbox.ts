@@ -13,12 +13,20 @@ export interface OutboxMessage {
 
 /** Writes a message in the caller's transaction: it reaches the broker if and only if that commits. */
 export async function enqueueMessage(trx: Tx, message: OutboxMessage): Promise<void> {
-  await trx('outbox').insert({
-    exchange: message.exchange,
-    routing_key: message.routingKey,
-    message_id: message.messageId,
-    payload: JSON.stringify(message.payload),
-  });
+  await enqueueMessages(trx, [message]);
+}
+
+/** As enqueueMessage, for many messages in one statement. */
+export async function enqueueMessages(trx: Tx, messages: OutboxMessage[]): Promise<void> {
+  if (messages.length === 0) return;
+  await trx('outbox').insert(
+    messages.map((message) => ({
+      exchange: message.exchange,
+      routing_key: message.routingKey,
+      message_id: message.messageId,
+      payload: JSON.stringify(message.payload),
+    })),
+  );
 }
 
 export interface OutboxRelayOptions {

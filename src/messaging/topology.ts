@@ -20,6 +20,10 @@
  * RabbitMQ expires messages only at the head of a queue, so one wait queue per delay value: all
  * of its messages share one TTL and leave in order. A new PAYMENT_WINDOW_MS gets its own queue;
  * the old one drains into the same exchange.
+ *
+ * Async (flash-sale) orders, accepted over HTTP once their seats are reserved in Redis:
+ *
+ *   <ns>.orders (direct) --accepted-->  <ns>.orders.persist   (work queue: workers persist in batches)
  */
 
 export type ListenerName = 'seat-release' | 'order-delete' | 'balance-restore';
@@ -53,7 +57,10 @@ export interface Topology {
     compensation: string;
     deadLetter: string;
     expiry: string;
+    orders: string;
   };
+  /** Where accepted async orders go, and the queue the workers persist them from. */
+  asyncOrders: { exchange: string; routingKey: string; queue: WorkQueue };
   /** Where an order's expiry message goes (exchange + routing key) and the queue that acts on it. */
   expiry: { exchange: string; waitRoutingKey: string; waitQueue: string; dueQueue: WorkQueue };
   /** The work queue of each compensation listener some saga step routes to. */
@@ -69,9 +76,11 @@ export interface TopologyOptions {
   retryDelayMs: number;
   /** PAYMENT_WINDOW_MS: the delay of the expiry wait queue. */
   paymentWindowMs: number;
+  /** QUEUE_TYPE: classic (default) or quorum (replicated, for a RabbitMQ cluster). */
+  queueType?: 'classic' | 'quorum';
 }
 
-export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
+export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
   const compensation = `${ns}.compensation`;
   const deadLetter = `${ns}.dead-letter`;
   const declaredQueues: QueueSpec[] = [];
@@ -128,15 +137,23 @@ export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs }: 
   });
   const dueQueue = workQueue(`${expiryExchange}.due`, [{ exchange: expiryExchange, routingKey: 'due' }]);
 
+  const ordersExchange = `${ns}.orders`;
+  const persistQueue = workQueue(`${ordersExchange}.persist`, [{ exchange: ordersExchange, routingKey: 'accepted' }]);
+
+  // Quorum queues (RabbitMQ 3.10+) keep the same arguments: dead-lettering and message TTL work there too.
+  if (queueType === 'quorum') for (const queue of declaredQueues) queue.arguments['x-queue-type'] = 'quorum';
+
   return {
-    exchanges: { compensation, deadLetter, expiry: expiryExchange },
+    exchanges: { compensation, deadLetter, expiry: expiryExchange, orders: ordersExchange },
     expiry: { exchange: expiryExchange, waitRoutingKey, waitQueue, dueQueue },
+    asyncOrders: { exchange: ordersExchange, routingKey: 'accepted', queue: persistQueue },
     listenerQueues,
     listenersByTag,
     declaredExchanges: [
       { name: compensation, type: 'topic' },
       { name: deadLetter, type: 'direct' },
       { name: expiryExchange, type: 'direct' },
+      { name: ordersExchange, type: 'direct' },
     ],
     declaredQueues,
   };

@@ -60,6 +60,56 @@ export function createMetrics(db: Db) {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   });
+  // The async (flash-sale) path.
+  const asyncRequests = new Counter({
+    name: 'seat_saga_async_order_requests_total',
+    help: 'POST /api/orders/async answers by outcome (accepted, sold_out, sold_out_cached, seats_taken, duplicate, settling, unavailable)',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  const asyncPersisted = new Counter({
+    name: 'seat_saga_async_orders_persisted_total',
+    help: 'Async orders written to the database by the order consumer',
+    registers: [registry],
+  });
+  const asyncStaleDrops = new Counter({
+    name: 'seat_saga_async_orders_stale_dropped_total',
+    help: 'Order messages older than ORDER_MAX_QUEUE_DELAY_MS when consumed: dropped, their seats released',
+    registers: [registry],
+  });
+  const asyncWaitTimeouts = new Counter({
+    name: 'seat_saga_async_order_wait_timeouts_total',
+    help: 'POST /api/orders/async?waitMs=N answered 202 because the order was not persisted within N ms',
+    registers: [registry],
+  });
+  const asyncPersistedAfterGiveUp = new Counter({
+    name: 'seat_saga_async_orders_persisted_after_waiter_gave_up_total',
+    help: 'Async orders persisted after the waitMs of the request that placed them had run out',
+    registers: [registry],
+  });
+  const asyncPersistLag = new Histogram({
+    name: 'seat_saga_async_order_persist_lag_seconds',
+    help: 'Time from the reservation (202) to the commit of the order',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const asyncBatchSize = new Histogram({
+    name: 'seat_saga_async_order_batch_size',
+    help: 'Orders persisted per database transaction by the order consumer',
+    buckets: [1, 5, 10, 25, 50, 100, 200, 500, 1000],
+    registers: [registry],
+  });
+  const reservationsReleased = new Counter({
+    name: 'seat_saga_reservations_released_total',
+    help: 'Async reservations whose seats went back, by reason (stale, publish-failed, seats-taken, reconciler)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const reservationsPending = new Gauge({
+    name: 'seat_saga_reservations_pending',
+    help: 'Async reservations not yet persisted or released, as last counted by the reconciler',
+    registers: [registry],
+  });
   new Gauge({
     name: 'seat_saga_outbox_pending',
     help: 'Outbox messages not yet confirmed by the broker',
@@ -82,7 +132,26 @@ export function createMetrics(db: Db) {
     },
   });
 
-  return { registry, httpDuration, sagaOutcomes, sagaDuration, compensations, deadLettered, outboxPublished, ordersExpired, expiryLateness };
+  return {
+    registry,
+    httpDuration,
+    sagaOutcomes,
+    sagaDuration,
+    compensations,
+    deadLettered,
+    outboxPublished,
+    ordersExpired,
+    expiryLateness,
+    asyncRequests,
+    asyncPersisted,
+    asyncStaleDrops,
+    asyncWaitTimeouts,
+    asyncPersistedAfterGiveUp,
+    asyncPersistLag,
+    asyncBatchSize,
+    reservationsReleased,
+    reservationsPending,
+  };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { inTransaction, type Db, type Tx } from '../db/database';
 import type { RedisClient } from '../db/redis';
 import { UnprocessableMessageError } from '../messaging/broker';
-import { enqueueMessage } from '../messaging/outbox';
+import { enqueueMessages } from '../messaging/outbox';
 import type { Topology } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
@@ -50,25 +50,34 @@ export class OrderExpiry {
     this.keyPrefix = `${deps.namespace}:expiry:order:`;
   }
 
-  /** In the transaction that inserts the order: the durable trigger (delay queue), via the outbox. */
-  async scheduleInTransaction(trx: Tx, order: { id: string; expiresAt: string }): Promise<void> {
+  /** In the transaction that inserts the orders: the durable trigger (delay queue), via the outbox. */
+  async scheduleInTransaction(trx: Tx, orders: Array<{ id: string; expiresAt: string }>): Promise<void> {
     if (!this.deps.triggers.has('delay-queue')) return;
     const { expiry } = this.deps.topology;
-    await enqueueMessage(trx, {
-      exchange: expiry.exchange,
-      routingKey: expiry.waitRoutingKey,
-      messageId: `expiry:${order.id}`,
-      payload: { orderId: order.id, expiresAt: order.expiresAt },
-    });
+    await enqueueMessages(
+      trx,
+      orders.map((order) => ({
+        exchange: expiry.exchange,
+        routingKey: expiry.waitRoutingKey,
+        messageId: `expiry:${order.id}`,
+        payload: { orderId: order.id, expiresAt: order.expiresAt },
+      })),
+    );
   }
 
-  /** Once the order is committed: the fast trigger (Redis key TTL). Best effort; the others back it up. */
-  async scheduleKey(order: { id: string; expiresAt: string }): Promise<void> {
-    if (!this.deps.triggers.has('keyspace')) return;
-    const ttlMs = Math.max(1, Date.parse(order.expiresAt) - this.deps.clock.now());
-    await this.deps.redis
-      .set(`${this.keyPrefix}${order.id}`, '1', 'PX', ttlMs)
-      .catch((err) => this.deps.logger.warn('expiry key not set; the delay queue and sweep will expire the order', { orderId: order.id, error: errorMessage(err) }));
+  /** Once the orders are committed: the fast trigger (Redis key TTL). Best effort; the others back it up. */
+  async scheduleKeys(orders: Array<{ id: string; expiresAt: string }>): Promise<void> {
+    if (!this.deps.triggers.has('keyspace') || orders.length === 0) return;
+    const pipeline = this.deps.redis.pipeline();
+    for (const order of orders) {
+      pipeline.set(`${this.keyPrefix}${order.id}`, '1', 'PX', Math.max(1, Date.parse(order.expiresAt) - this.deps.clock.now()));
+    }
+    await pipeline.exec().catch((err) =>
+      this.deps.logger.warn('expiry keys not set; the delay queue and sweep will expire the orders', {
+        orderIds: orders.map((o) => o.id).slice(0, 20),
+        error: errorMessage(err),
+      }),
+    );
   }
 
   /**

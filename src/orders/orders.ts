@@ -70,7 +70,7 @@ export class Orders {
       expiresAt: new Date(placedAt + paymentWindowMs).toISOString(),
     };
     const sagaId = await engine.run(orderSaga, order, { orderId, userId, logger: logger.child({ orderId }) });
-    await this.deps.expiry.scheduleKey({ id: orderId, expiresAt: order.expiresAt });
+    await this.deps.expiry.scheduleKeys([{ id: orderId, expiresAt: order.expiresAt }]);
     return {
       id: orderId,
       status: 'PENDING_PAYMENT',
@@ -152,11 +152,28 @@ export class Orders {
     return { id: orderId, status: 'REFUNDED', balanceCents: refunded.balanceCents, releaseSagaId: refunded.releaseSagaId };
   }
 
-  /** The caller's order; another user's order, or one whose saga has not completed, is not found. */
+  /**
+   * The caller's order; another user's order, or one whose saga has not completed, is not found.
+   * An async order whose reservation was released says so in the 404.
+   */
   async get(userId: string, orderId: string): Promise<OrderView> {
+    const order = await this.find(userId, orderId);
+    if (order) return order;
+    const released = await this.deps.db('reservations').where({ order_id: orderId, user_id: userId, outcome: 'RELEASED' }).first('reason');
+    if (released) {
+      throw new AppError('NOT_FOUND', `order ${orderId} was not placed: its reservation was released (${released.reason})`, {
+        orderId,
+        reservation: 'RELEASED',
+        reason: released.reason,
+      });
+    }
+    throw notFound('order');
+  }
+
+  /** As `get`, or null. */
+  async find(userId: string, orderId: string): Promise<OrderView | null> {
     const [order] = await this.query(userId).where('orders.id', orderId).select('orders.*');
-    if (!order) throw notFound('order');
-    return (await this.withSeats([order]))[0];
+    return order ? (await this.withSeats([order]))[0] : null;
   }
 
   /** The caller's orders, newest first. */

@@ -22,6 +22,11 @@ export function rowLabel(row: number): string {
 const INSERT_CHUNK = 2_000;
 const SHOW_CACHE_SIZE = 1_000;
 
+/** Shows that have not started more than a day ago: those whose seats can still change. */
+export function currentShowIds(db: Db): Promise<string[]> {
+  return db('shows').where('starts_at', '>', db.raw('NOW(3) - INTERVAL 1 DAY')).pluck('id');
+}
+
 export class Shows {
   private readonly cache = new Map<string, ShowView>();
 
@@ -49,7 +54,7 @@ export class Shows {
       for (let i = 0; i < seats.length; i += INSERT_CHUNK) await trx('seats').insert(seats.slice(i, i + INSERT_CHUNK));
       return String(showId);
     });
-    await this.inventory.ensureLoaded(id);
+    await this.inventory.ensureLoaded(id, { fresh: true });
     return { id, title: input.title, startsAt: input.startsAt.toISOString(), priceCents: input.priceCents, seatsTotal };
   }
 

@@ -49,6 +49,14 @@ describe('Configuration', () => {
     });
   }
 
+  it('When the reservation reconciler would act before the queue delay bound, then start-up stops naming RESERVATION_RECONCILE_AFTER_MS', () => {
+    expect(() => loadConfig({ ORDER_MAX_QUEUE_DELAY_MS: '40000' })).to.throw(
+      ConfigError,
+      'Invalid RESERVATION_RECONCILE_AFTER_MS="30000": must be greater than ORDER_MAX_QUEUE_DELAY_MS (40000)',
+    );
+    expect(loadConfig({ ORDER_MAX_QUEUE_DELAY_MS: '40000', RESERVATION_RECONCILE_AFTER_MS: '60000' }).RESERVATION_RECONCILE_AFTER_MS).to.equal(60_000);
+  });
+
   it('When an empty value is given, then the default applies (as if unset)', () => {
     expect(loadConfig({ PORT: '' }).PORT).to.equal(3000);
   });

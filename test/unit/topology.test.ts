@@ -54,4 +54,17 @@ describe('Topology', () => {
       ]),
     ).to.throw(/declared twice/);
   });
+
+  it('When QUEUE_TYPE is quorum, then every queue is declared as a quorum queue with its usual arguments; classic by default', () => {
+    const quorum = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000, queueType: 'quorum' }, routes);
+    expect(quorum.declaredQueues.length).to.be.greaterThan(0);
+    for (const queue of quorum.declaredQueues) expect(queue.arguments['x-queue-type'], queue.name).to.equal('quorum');
+    expect(quorum.declaredQueues.find((q) => q.name === 'ns.orders.persist')!.arguments).to.deep.equal({
+      'x-dead-letter-exchange': 'ns.dead-letter',
+      'x-dead-letter-routing-key': 'ns.orders.persist.retry',
+      'x-queue-type': 'quorum',
+    });
+    const classic = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000 }, routes);
+    for (const queue of classic.declaredQueues) expect(queue.arguments).to.not.have.property('x-queue-type');
+  });
 });

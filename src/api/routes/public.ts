@@ -1,8 +1,30 @@
-import { Router } from 'express';
+import { Router, type RequestHandler, type Response } from 'express';
 import type { ApiDeps } from '../http-app';
-import { requireUser, userIdOf } from '../auth';
+import { bearerUser, requireUser, userIdOf } from '../auth';
 import { idempotent } from '../idempotency';
-import { expectNoBody, parse, pathId, schemas } from '../validation';
+import { expectNoBody, parse, parseWaitMs, pathId, schemas } from '../validation';
+
+/**
+ * The hot answer of a flash sale: once this process knows a show is sold out, a valid async order
+ * for it is refused right here, before the rest of the API's routing (mounted ahead of it). Any
+ * other request (not sold out, bad token, bad body) goes on to the route below, which answers it.
+ */
+export function soldOutShortcut(deps: Pick<ApiDeps, 'asyncOrders' | 'tokens'>, parseJson: RequestHandler): RequestHandler {
+  const refuse = (res: Response, showId: string) =>
+    res.status(409).json({ error: { code: 'SOLD_OUT', message: `show ${showId} is sold out`, details: { showId } } });
+  return (req, res, next) => {
+    if (!deps.asyncOrders.anyKnownSoldOut) return next();
+    parseJson(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      const body = schemas.createAsyncOrder.safeParse(req.body);
+      if (bearerUser(deps.tokens, req) && body.success && deps.asyncOrders.refuseIfKnownSoldOut(body.data.showId)) {
+        refuse(res, body.data.showId);
+        return;
+      }
+      next();
+    });
+  };
+}
 
 /** Users, shows and orders: what a ticket buyer's client calls. */
 export function publicRoutes(deps: ApiDeps): Router {
@@ -29,6 +51,19 @@ export function publicRoutes(deps: ApiDeps): Router {
   router.post('/orders', authenticated, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
     const body = parse(schemas.createOrder, req.body);
     res.status(201).json(await deps.orders.place(userIdOf(req), body, res.locals.logger));
+  });
+
+  // The flash-sale path: 202 once the seats are reserved and the order is queued; with
+  // ?waitMs=N, 201 with the order if it is persisted within N ms.
+  router.post('/orders/async', authenticated, async (req, res) => {
+    const waitMs = parseWaitMs(req.query.waitMs);
+    const body = parse(schemas.createAsyncOrder, req.body);
+    const answer = await deps.asyncOrders.place(userIdOf(req), body, waitMs);
+    if (answer.status === 'PERSISTED') {
+      res.status(201).location(`/api/orders/${answer.order.id}`).json(answer.order);
+    } else {
+      res.status(202).location(`/api/orders/${answer.orderId}`).json({ orderId: answer.orderId, status: 'QUEUED' });
+    }
   });
 
   router.get('/orders', authenticated, async (req, res) => {
