@@ -61,7 +61,9 @@ describe('RabbitMQ outages', function () {
     const outcomes = async () =>
       Object.fromEntries((await app.metrics.compensations.get()).values.filter((v) => v.labels.listener === 'seat-release').map((v) => [v.labels.outcome, v.value]));
     const doneBefore = (await outcomes()).done ?? 0;
-    await api.setFailpoint('listener.seat-release.before', { action: 'delay', ms: 1_500, count: 1 });
+    // Long enough for rabbitmqctl (slow to start on a busy machine) to close the connections while
+    // the delivery is still in progress: a shorter delay let the delivery ack first, now and then.
+    await api.setFailpoint('listener.seat-release.before', { action: 'delay', ms: 5_000, count: 1 });
     await api.setFailpoint('order.seats_hold.after', { action: 'throw', count: 1 });
     const seatIds = freshSeats(2);
     const failed = await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);

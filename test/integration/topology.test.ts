@@ -46,7 +46,7 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
 
   it('When the queues page is read, then every work queue is durable, dead-letters to its retry queue, and has a .dlq twin', async () => {
     expect(Object.keys(app.topology.listenerQueues).sort()).to.deep.equal(['balance-restore', 'order-delete', 'seat-release']);
-    for (const workQueue of [...Object.values(app.topology.listenerQueues).map((q) => q!), app.topology.expiry.dueQueue]) {
+    for (const workQueue of [...Object.values(app.topology.listenerQueues).map((q) => q!), app.topology.expiry.dueQueue, app.topology.asyncOrders.queue]) {
       const queue = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.name)}`);
       expect(queue.durable).to.equal(true);
       expect(queue.arguments).to.deep.equal({
@@ -80,6 +80,15 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
     expect(waitQueue.arguments).to.deep.equal({ 'x-message-ttl': 900_000, 'x-dead-letter-exchange': `${iso.namespace}.expiry`, 'x-dead-letter-routing-key': 'due' });
   });
 
+  it('When the orders exchange is read, then accepted async orders go to the persist work queue', async () => {
+    const exchange = await management(`/exchanges/${vhost}/${encodeURIComponent(`${iso.namespace}.orders`)}`);
+    expect(exchange).to.include({ type: 'direct', durable: true });
+    const bindings: Array<{ destination: string; routing_key: string }> = await management(
+      `/exchanges/${vhost}/${encodeURIComponent(`${iso.namespace}.orders`)}/bindings/source`,
+    );
+    expect(bindings.map((b) => [b.destination, b.routing_key])).to.deep.equal([[`${iso.namespace}.orders.persist`, 'accepted']]);
+  });
+
   it('When the connections page is read, then the service connection is named after its namespace and role', async () => {
     const named = await waitFor('the named connection', async () => {
       const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
@@ -96,5 +105,11 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
       }, 15_000, 500);
       expect(queue.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([32]);
     }
+    // The order consumer takes hundreds at a time: it persists them in batches.
+    const persist = await waitFor('a consumer on the persist queue', async () => {
+      const q = await management(`/queues/${vhost}/${encodeURIComponent(app.topology.asyncOrders.queue.name)}`);
+      return q.consumer_details?.length >= 1 && q;
+    }, 15_000, 500);
+    expect(persist.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([app.config.ASYNC_ORDER_PREFETCH]);
   });
 });

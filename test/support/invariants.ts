@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { App } from '../../src/app';
 import { toNumber } from '../../src/db/database';
+import { waitFor } from './http';
 
 /**
  * The contract's seat invariant for one show, checked in the database (the truth) and in the
@@ -63,7 +64,7 @@ export async function sagasSettled(app: App): Promise<boolean> {
 
 /** Row counts of every table, to prove a request wrote nothing. */
 export async function tableCounts(app: App): Promise<Record<string, number>> {
-  const tables = ['users', 'ledger_entries', 'shows', 'seats', 'seat_holds', 'orders', 'order_seats', 'sagas', 'saga_steps', 'saga_compensations', 'outbox'];
+  const tables = ['users', 'ledger_entries', 'shows', 'seats', 'seat_holds', 'orders', 'order_seats', 'sagas', 'saga_steps', 'saga_compensations', 'outbox', 'reservations'];
   const counts: Record<string, number> = {};
   for (const table of tables) {
     const [{ n }] = await app.db(table).count({ n: '*' });
@@ -93,4 +94,35 @@ export async function checkMoneyInvariant(app: Pick<App, 'db'>): Promise<number>
     expect(balance, `user ${row.id}: balance not negative`).to.be.at.least(0);
   }
   return rows.length;
+}
+
+/** How many of these async orders have an outcome (PERSISTED or RELEASED) in the database. */
+export async function resolvedCount(app: App, orderIds: string[]): Promise<number> {
+  const [{ n }] = await app.db('reservations').whereIn('order_id', orderIds).count({ n: '*' });
+  return toNumber(n);
+}
+
+/** Waits until every one of these accepted async orders has an outcome in the database. */
+export async function allResolved(app: App, orderIds: string[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(`${orderIds.length} accepted orders resolved`, async () => (await resolvedCount(app, orderIds)) === orderIds.length, timeoutMs, 100);
+}
+
+/**
+ * Invariant 5 for async orders: every accepted order (202) is persisted or released, none is
+ * still pending in Redis, and a persisted one has exactly its order row. Returns the split.
+ */
+export async function checkReservationsResolved(app: App, showId: string, acceptedOrderIds: string[]): Promise<{ persisted: string[]; released: string[] }> {
+  const [, , , pendingKey, reservationsKey] = app.inventory.keys(showId);
+  expect(await app.redis.zcard(pendingKey), 'no reservation pending in redis').to.equal(0);
+  expect(await app.redis.hlen(reservationsKey), 'no reservation entry left in redis').to.equal(0);
+  const outcomes: Array<{ order_id: string; outcome: string }> = acceptedOrderIds.length
+    ? await app.db('reservations').whereIn('order_id', acceptedOrderIds).select('order_id', 'outcome')
+    : [];
+  const byId = new Map(outcomes.map((o) => [o.order_id, o.outcome]));
+  for (const id of acceptedOrderIds) expect(byId.get(id), `reservation of accepted order ${id} resolved`).to.be.oneOf(['PERSISTED', 'RELEASED']);
+  const persisted = acceptedOrderIds.filter((id) => byId.get(id) === 'PERSISTED');
+  const released = acceptedOrderIds.filter((id) => byId.get(id) === 'RELEASED');
+  const orderRows: string[] = acceptedOrderIds.length ? await app.db('orders').whereIn('id', acceptedOrderIds).pluck('id') : [];
+  expect([...orderRows].sort(), 'orders exist exactly for the persisted reservations').to.deep.equal([...persisted].sort());
+  return { persisted, released };
 }

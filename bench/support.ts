@@ -1,0 +1,66 @@
+import { ADMIN_TOKEN, type BenchService } from './service';
+
+/** What the benchmark's phases share: a measured path, and small helpers. */
+
+export interface Measured {
+  name: string;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  /** Non-2xx answers by status and error code, e.g. {"409 SOLD_OUT": 120000}. */
+  errorCodes: Record<string, number>;
+  /** What else the reader should know about this path's run. */
+  note?: string;
+}
+
+/** The async accept rows, with the deployment each was measured in (the parenthesis of its name). */
+export function asyncAccepts(rows: Measured[]): Array<Measured & { deployment: string }> {
+  return rows.filter((r) => r.name.startsWith('POST /api/orders/async (accept')).map((r) => ({ ...r, deployment: /\(accept, (.*)\)/.exec(r.name)![1] }));
+}
+
+export const json = { 'Content-Type': 'application/json' };
+export const admin = { ...json, 'X-Admin-Token': ADMIN_TOKEN };
+
+export async function post(url: string, body: unknown, headers: Record<string, string>) {
+  const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** A new show of rows × seatsPerRow seats; its id. */
+export async function createShow(service: BenchService, rows: number, seatsPerRow: number): Promise<string> {
+  const reply = await post(`${service.url}/api/admin/shows`, { title: 'Bench', startsAt: '2030-01-01T20:00:00Z', priceCents: 1000, rows, seatsPerRow }, admin);
+  if (reply.status !== 201) throw new Error(`could not create a show: ${reply.status} ${JSON.stringify(reply.body)}`);
+  return reply.body.id;
+}
+
+export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+
+/** Polls `done` every 100 ms until it is true; throws `what` after `timeoutMs`. */
+export async function waitFor(what: string, done: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !(await done()); ) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** How many POST /api/orders/async the API process at `url` has answered 202 so far, by its own count. */
+export async function acceptedSoFar(url: string): Promise<number> {
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^seat_saga_async_order_requests_total\{outcome="accepted"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+}
+
+/** How the async reservations of these shows ended, from the database: persisted, or released by reason (stale, …). */
+export async function reservationOutcomes(service: BenchService, showIds: string[]) {
+  const rows: Array<{ outcome: 'PERSISTED' | 'RELEASED'; reason: string | null; n: number }> = await service
+    .db('reservations')
+    .whereIn('show_id', showIds)
+    .groupBy('outcome', 'reason')
+    .select('outcome', 'reason', service.db.raw('COUNT(*) AS n'));
+  const released: Record<string, number> = {};
+  for (const row of rows) if (row.outcome === 'RELEASED') released[row.reason ?? '?'] = Number(row.n);
+  const persisted = Number(rows.find((row) => row.outcome === 'PERSISTED')?.n ?? 0);
+  return { persisted, released, resolved: rows.reduce((sum, row) => sum + Number(row.n), 0) };
+}
