@@ -28,7 +28,17 @@ export interface OrderExpiryDeps {
   onExpired?(trigger: ExpiryTrigger, latenessMs: number): void;
 }
 
-const dueMessage = z.object({ orderId: z.string().regex(/^\d+$/), expiresAt: z.string() });
+/** Orders named by one delay-queue message at most. */
+const EXPIRY_MESSAGE_MAX_ORDERS = 1_000;
+/** Orders of one due message expired at once (each in its own transaction). */
+const EXPIRY_CONCURRENCY = 8;
+
+const orderIdString = z.string().regex(/^\d+$/);
+/** One order (the sync path), or the orders of one async batch: one message for the batch. */
+const dueMessage = z.union([
+  z.object({ orderId: orderIdString, expiresAt: z.string() }),
+  z.object({ orderIds: z.array(orderIdString).min(1).max(EXPIRY_MESSAGE_MAX_ORDERS), expiresAt: z.string() }),
+]);
 
 /**
  * Expires unpaid orders. The database decides (`PENDING_PAYMENT -> EXPIRED` only once the deadline
@@ -50,19 +60,27 @@ export class OrderExpiry {
     this.keyPrefix = `${deps.namespace}:expiry:order:`;
   }
 
-  /** In the transaction that inserts the orders: the durable trigger (delay queue), via the outbox. */
+  /**
+   * In the transaction that inserts the orders: the durable trigger (delay queue), via the outbox.
+   * Orders committed together share one message (an async batch may hold hundreds): it is
+   * published after the commit, so it comes due after every one of their deadlines, and each
+   * order is expired on its own when it arrives.
+   */
   async scheduleInTransaction(trx: Tx, orders: Array<{ id: string; expiresAt: string }>): Promise<void> {
-    if (!this.deps.triggers.has('delay-queue')) return;
+    if (!this.deps.triggers.has('delay-queue') || orders.length === 0) return;
     const { expiry } = this.deps.topology;
-    await enqueueMessages(
-      trx,
-      orders.map((order) => ({
+    const messages = [];
+    for (let i = 0; i < orders.length; i += EXPIRY_MESSAGE_MAX_ORDERS) {
+      const chunk = orders.slice(i, i + EXPIRY_MESSAGE_MAX_ORDERS);
+      const expiresAt = chunk.reduce((latest, order) => (order.expiresAt > latest ? order.expiresAt : latest), chunk[0].expiresAt);
+      messages.push({
         exchange: expiry.exchange,
         routingKey: expiry.waitRoutingKey,
-        messageId: `expiry:${order.id}`,
-        payload: { orderId: order.id, expiresAt: order.expiresAt },
-      })),
-    );
+        messageId: chunk.length === 1 ? `expiry:${chunk[0].id}` : `expiry:${chunk[0].id}+${chunk.length}`,
+        payload: chunk.length === 1 ? { orderId: chunk[0].id, expiresAt } : { orderIds: chunk.map((order) => order.id), expiresAt },
+      });
+    }
+    await enqueueMessages(trx, messages);
   }
 
   /** Once the orders are committed: the fast trigger (Redis key TTL). Best effort; the others back it up. */
@@ -135,7 +153,13 @@ export class OrderExpiry {
   async handleDue(body: unknown): Promise<void> {
     const parsed = dueMessage.safeParse(body);
     if (!parsed.success) throw new UnprocessableMessageError(`not an expiry message: ${parsed.error.issues[0].message}`);
-    await this.expire(parsed.data.orderId, 'delay-queue');
+    const orderIds = 'orderIds' in parsed.data ? parsed.data.orderIds : [parsed.data.orderId];
+    // A failure throws the whole message back for a retry: expiring is idempotent.
+    let next = 0;
+    const expireNext = async () => {
+      while (next < orderIds.length) await this.expire(orderIds[next++], 'delay-queue');
+    };
+    await Promise.all(Array.from({ length: Math.min(EXPIRY_CONCURRENCY, orderIds.length) }, expireNext));
   }
 
   /**

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { toNumber } from '../../src/db/database';
 import { cleanup, isolate, startSale, type Sale } from '../support/fixture';
 import { waitFor } from '../support/http';
-import { checkMoneyInvariant, checkSeatInvariants, sagasSettled } from '../support/invariants';
+import { bulkBuyers } from '../support/buyers';
+import { allResolved, checkMoneyInvariant, checkSeatInvariants, sagasSettled } from '../support/invariants';
 
 /** Expired orders by trigger, from /metrics' counter in the app. */
 async function expiredBy(sale: Sale): Promise<Record<string, number>> {
@@ -54,6 +55,39 @@ describe('Unpaid-order expiry', function () {
         });
       });
     }
+  });
+
+  describe('async orders persisted in one batch, delay-queue only', () => {
+    const iso = isolate('expiry-async-batch');
+    let sale: Sale;
+    before(async () => {
+      // A long linger gathers the orders into one batch; only the durable trigger may expire them.
+      sale = await startSale(iso, { rows: 1, seatsPerRow: 30, env: { EXPIRY_TRIGGERS: 'delay-queue', PAYMENT_WINDOW_MS: '1500', ASYNC_ORDER_BATCH_LINGER_MS: '300', REPEAT_SUBMIT_WINDOW_MS: '0' } });
+    });
+    after(() => cleanup(iso, [sale?.app]));
+
+    it('When 20 async orders committed together go unpaid, then one delay message expires every one of them after its deadline', async () => {
+      const { api, app, show } = sale;
+      const buyers = await bulkBuyers(app, 20, 'batch-expiry');
+      const replies = await Promise.all(buyers.map((buyer) => api.post('/api/orders/async', { showId: show.id, quantity: 1 }, buyer.auth)));
+      expect(replies.map((r) => r.status)).to.deep.equal(buyers.map(() => 202));
+      const orderIds = replies.map((r) => r.body.orderId as string);
+      await allResolved(app, orderIds);
+      const messages: Array<{ message_id: string; payload: string }> = await app.db('outbox').where({ exchange: app.topology.expiry.exchange }).select('message_id', 'payload');
+      expect(messages.length, 'fewer messages than orders').to.be.below(20);
+      const named = messages.flatMap((m) => {
+        const payload = JSON.parse(m.payload);
+        return payload.orderIds ?? [payload.orderId];
+      });
+      expect([...named].sort(), 'every order named once').to.deep.equal([...orderIds].sort());
+
+      await waitFor('every order EXPIRED', async () => Number((await app.db('orders').whereIn('id', orderIds).where({ status: 'EXPIRED' }).count({ n: '*' }))[0].n) === 20, 20_000, 100);
+      // Never before its own deadline: the database decides, the message only asks.
+      const early = await app.db('orders').whereIn('id', orderIds).whereRaw('updated_at < expires_at').count({ n: '*' });
+      expect(Number(early[0].n)).to.equal(0);
+      await waitFor('every seat back on sale', async () => (await checkSeatInvariants(app, show.id)).held === 0, 10_000, 100);
+      expect(await expiredBy(sale)).to.deep.equal({ 'delay-queue': 20 });
+    });
   });
 
   describe('an order saga that stalls past the payment window', () => {
