@@ -301,6 +301,7 @@ export class Broker {
    */
   private batcher(live: LiveChannel, spec: BatchConsumerSpec, track: (work: Promise<void>) => void): (msg: ConsumeMessage) => void {
     const buffer: ConsumeMessage[] = [];
+    const acks = new AckCoalescer(live);
     let timer: NodeJS.Timeout | null = null;
     let running = 0;
     const flush = () => {
@@ -310,7 +311,7 @@ export class Broker {
         running++;
         const batch = buffer.splice(0, spec.maxBatch);
         track(
-          this.handleBatch(live, spec, batch).finally(() => {
+          this.handleBatch(live, spec, batch, acks).finally(() => {
             running--;
             // What arrived meanwhile has waited long enough: go on at once.
             flush();
@@ -319,6 +320,7 @@ export class Broker {
       }
     };
     return (msg) => {
+      acks.track(msg);
       buffer.push(msg);
       if (buffer.length >= spec.maxBatch) flush();
       // With every slot busy, the batch that ends next picks the buffer up.
@@ -326,7 +328,16 @@ export class Broker {
     };
   }
 
-  private async handleBatch(live: LiveChannel, spec: BatchConsumerSpec, messages: ConsumeMessage[]): Promise<void> {
+  private async handleBatch(live: LiveChannel, spec: BatchConsumerSpec, messages: ConsumeMessage[], acks: AckCoalescer): Promise<void> {
+    try {
+      await this.handleBatchMessages(live, spec, messages, acks);
+    } finally {
+      // Every message of the batch is settled now: acked, retried or dead-lettered one by one.
+      acks.flush();
+    }
+  }
+
+  private async handleBatchMessages(live: LiveChannel, spec: BatchConsumerSpec, messages: ConsumeMessage[], acks: AckCoalescer): Promise<void> {
     const deliveries: Array<{ msg: ConsumeMessage; delivery: Delivery }> = [];
     for (const msg of messages) {
       try {
@@ -343,6 +354,7 @@ export class Broker {
         });
       } catch {
         await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
+        acks.settled(msg, false);
       }
     }
     if (deliveries.length === 0) return;
@@ -358,14 +370,18 @@ export class Broker {
       for (const { msg, delivery } of deliveries) {
         if (delivery.deliveryCount >= spec.maxDeliveries) await this.deadLetter(live, spec.queue, msg, 'retries-exhausted', errorMessage(err));
         else nack(live, msg, false);
+        acks.settled(msg, false);
       }
       return;
     }
     const unprocessable = new Map((outcome?.unprocessable ?? []).map((u) => [u.delivery, u.error]));
     for (const { msg, delivery } of deliveries) {
       const error = unprocessable.get(delivery);
-      if (error === undefined) ack(live, msg);
-      else await this.deadLetter(live, spec.queue, msg, 'unprocessable', error);
+      if (error === undefined) acks.settled(msg, true);
+      else {
+        await this.deadLetter(live, spec.queue, msg, 'unprocessable', error);
+        acks.settled(msg, false);
+      }
     }
   }
 
@@ -457,6 +473,57 @@ export class Broker {
       return await work(channel);
     } finally {
       await channel.close().catch(() => {});
+    }
+  }
+}
+
+/**
+ * Acks a batch consumer's messages with as few frames as it can: one `multiple` ack for the
+ * longest run of settled deliveries from the oldest one unsettled, rather than one frame per
+ * message (the worker persists thousands a second). A delivery still being handled, or still
+ * waiting for its batch, stops the run: a multiple ack never covers it. Messages retried or
+ * dead-lettered were settled one by one already and are only passed over.
+ */
+class AckCoalescer {
+  /** Delivery tags in the order the broker sent them (increasing on one channel). */
+  private readonly order: number[] = [];
+  private head = 0;
+  /** Settled tags -> whether they still need the ack. */
+  private readonly done = new Map<number, boolean>();
+  private readonly byTag = new Map<number, ConsumeMessage>();
+
+  constructor(private readonly live: LiveChannel) {}
+
+  track(msg: ConsumeMessage): void {
+    this.order.push(msg.fields.deliveryTag);
+    this.byTag.set(msg.fields.deliveryTag, msg);
+  }
+
+  settled(msg: ConsumeMessage, needsAck: boolean): void {
+    this.done.set(msg.fields.deliveryTag, needsAck);
+  }
+
+  /** Acks the settled run from the oldest delivery, in one frame. */
+  flush(): void {
+    let last: ConsumeMessage | null = null;
+    while (this.head < this.order.length) {
+      const tag = this.order[this.head];
+      const needsAck = this.done.get(tag);
+      if (needsAck === undefined) break;
+      if (needsAck) last = this.byTag.get(tag)!;
+      this.done.delete(tag);
+      this.byTag.delete(tag);
+      this.head++;
+    }
+    if (this.head > 1024) {
+      this.order.splice(0, this.head);
+      this.head = 0;
+    }
+    if (!last || !this.live.open) return;
+    try {
+      this.live.channel.ack(last, true);
+    } catch {
+      // The channel closed: the broker redelivers; the handler's idempotency absorbs it.
     }
   }
 }

@@ -4,6 +4,7 @@ import { bulkBuyers } from '../support/buyers';
 import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
 import { Api, waitFor, type Reply } from '../support/http';
 import { allResolved, checkReservationsResolved, checkSeatInvariants } from '../support/invariants';
+import { managedQueue } from '../support/management';
 
 describe('Async orders under a flash sale', () => {
   const iso = isolate('flash-sale');
@@ -52,6 +53,11 @@ describe('Async orders under a flash sale', () => {
     expect(await checkSeatInvariants(app, show.id)).to.deep.equal({ sold: 0, held: 100, available: 0 });
     const [{ n }] = await app.db('orders').where({ show_id: show.id }).count({ n: '*' });
     expect(Number(n)).to.equal(100);
+    // The consumer acks a batch's run in one frame: none may be left unacknowledged behind it.
+    await waitFor('the order queue empty and nothing unacknowledged', async () => {
+      const queue = await managedQueue(app.topology.asyncOrders.queue.name);
+      return queue.consumers > 0 && queue.messages_ready === 0 && queue.messages_unacknowledged === 0;
+    }, 20_000, 500);
   });
 });
 

@@ -1,18 +1,7 @@
 import { expect } from 'chai';
 import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture';
 import { waitFor } from '../support/http';
-
-/** The RabbitMQ management HTTP API, as an operator's browser sees it (:15672). */
-const MANAGEMENT = process.env.RABBITMQ_MANAGEMENT_URL ?? 'http://127.0.0.1:15672';
-const AUTH = `Basic ${Buffer.from('guest:guest').toString('base64')}`;
-
-async function management(path: string): Promise<any> {
-  const res = await fetch(`${MANAGEMENT}/api${path}`, { headers: { Authorization: AUTH } }).catch((err) => {
-    throw new Error(`RabbitMQ management API unreachable at ${MANAGEMENT} (rabbitmq-plugins enable rabbitmq_management): ${err.message}`);
-  });
-  if (res.status !== 200) throw new Error(`GET ${path}: ${res.status}`);
-  return res.json();
-}
+import { management } from '../support/management';
 
 describe('RabbitMQ topology, as the management UI shows it', () => {
   const iso = isolate('topology');
