@@ -1,8 +1,8 @@
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { createHttpApp, createOpsApp, type HealthCheck } from './api/http-app';
+import { createApiListener, createOpsApp, type HealthCheck } from './api/http-app';
 import { IdempotencyStore } from './api/idempotency';
 import { balanceRestoreListener } from './compensation/balance-restore';
 import { compensationHandler, type CompensationListener } from './compensation/listener-runtime';
@@ -273,8 +273,8 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     { name: 'redis', check: async () => (await redis.ping()) === 'PONG' },
     { name: 'rabbitmq', check: async () => broker.isConnected },
   ];
-  const listen = async (http: ReturnType<typeof createOpsApp>, port: number): Promise<string> => {
-    server = http.listen(port);
+  const listen = async (listener: RequestListener, port: number): Promise<string> => {
+    server = createServer(listener).listen(port);
     server.on('request', (_req, res) => {
       inFlightRequests++;
       res.on('close', () => inFlightRequests--);
@@ -320,7 +320,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
         publishTimeoutMs: config.ASYNC_PUBLISH_TIMEOUT_MS,
       },
     });
-    const http = createHttpApp({
+    const http = createApiListener({
       logger,
       metrics,
       tokens,

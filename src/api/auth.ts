@@ -9,16 +9,16 @@ declare module 'express-serve-static-core' {
   }
 }
 
-/** The user of the request's `Authorization: Bearer <token>`, or null. */
-export function bearerUser(tokens: TokenSigner, req: Request): string | null {
-  const match = /^Bearer\s+(\S+)$/i.exec(req.get('authorization') ?? '');
+/** The user of an `Authorization: Bearer <token>` header's value, or null. */
+export function bearerUser(tokens: TokenSigner, authorization: string | undefined): string | null {
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
   return match ? tokens.verify(match[1]) : null;
 }
 
 /** `Authorization: Bearer <token>`, checked by signature alone (no database round trip). */
 export function requireUser(tokens: TokenSigner) {
   return (req: Request, _res: Response, next: NextFunction) => {
-    const userId = bearerUser(tokens, req);
+    const userId = bearerUser(tokens, req.headers.authorization);
     if (!userId) throw new AppError('UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
     req.userId = userId;
     next();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import { AppError } from '../errors';
 import type { Logger } from '../observability/logger';
@@ -15,7 +16,8 @@ import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
-import { publicRoutes, soldOutShortcut } from './routes/public';
+import { publicRoutes } from './routes/public';
+import { PREREAD_BODY_ERROR, soldOutFastPath } from './sold-out-fast-path';
 
 export interface HealthCheck {
   name: 'mysql' | 'redis' | 'rabbitmq';
@@ -75,6 +77,16 @@ export function createOpsApp(deps: Pick<ApiDeps, 'health' | 'metrics' | 'logger'
   return app;
 }
 
+/**
+ * The API's request listener: the sold-out fast path (see there), then the Express app. Also
+ * used by tests through `http.createServer`.
+ */
+export function createApiListener(deps: ApiDeps): RequestListener {
+  const app = createHttpApp(deps);
+  const fastPath = soldOutFastPath(deps);
+  return (req, res) => fastPath(req, res, app);
+}
+
 export function createHttpApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -102,8 +114,10 @@ export function createHttpApp(deps: ApiDeps): Express {
 
   mountHealthAndMetrics(app, deps);
 
+  // The sold-out fast path read this body and found it malformed: the error handler answers.
+  app.post('/api/orders/async', (req, _res, next) => next((req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR]));
   const parseJson = express.json({ limit: '64kb', strict: true });
-  app.post('/api/orders/async', soldOutShortcut(deps, parseJson));
+
   // The provider's callback is signed over its raw bytes: it reads its own body.
   app.use('/api/payments', paymentRoutes(deps.payments));
   app.use(parseJson);

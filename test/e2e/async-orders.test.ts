@@ -8,7 +8,7 @@ describe('Async orders (the flash-sale path)', () => {
   let sale: Sale;
 
   before(async () => {
-    sale = await startSale(iso, { rows: 4, seatsPerRow: 10, env: { REPEAT_SUBMIT_WINDOW_MS: '0', SOLD_OUT_CACHE_MS: '300' } });
+    sale = await startSale(iso, { rows: 4, seatsPerRow: 10, env: { REPEAT_SUBMIT_WINDOW_MS: '0', SOLD_OUT_CACHE_MS: '2000' } });
   });
   after(() => cleanup(iso, [sale?.app]));
 
@@ -109,8 +109,15 @@ describe('Async orders (the flash-sale path)', () => {
     expect(soldOut.body.error.code).to.equal('SOLD_OUT');
     const metrics = async () => (await api.get('/metrics')).body as string;
     expect(await metrics()).to.match(/seat_saga_async_order_requests_total\{outcome="sold_out"\} [1-9]/);
-    expect((await api.post('/api/orders/async', { showId: show.id, seatIds: [show.seatIds[0]] }, buyer.auth)).body.error.code).to.equal('SOLD_OUT');
+    const cached = await api.post('/api/orders/async', { showId: show.id, seatIds: [show.seatIds[0]] }, { ...buyer.auth, 'X-Request-Id': 'sold-out-1' });
+    expect(cached.status).to.equal(409);
+    expect(cached.body).to.deep.equal({ error: { code: 'SOLD_OUT', message: `show ${show.id} is sold out`, details: { showId: show.id } } });
+    expect(cached.headers.get('x-request-id')).to.equal('sold-out-1');
     expect(await metrics()).to.match(/seat_saga_async_order_requests_total\{outcome="sold_out_cached"\} [1-9]/);
+    // While a sold-out show is known, the body of any other order is read early and handed on intact.
+    const elsewhere = await api.post('/api/orders/async?waitMs=5000', { showId: sale.show.id, seatIds: sale.freshSeats(1) }, buyer.auth);
+    expect(elsewhere.status, JSON.stringify(elsewhere.body)).to.equal(201);
+    expect((await api.post('/api/orders/async', { showId: show.id, quantity: 1, extra: true }, buyer.auth)).body.error.code).to.equal('VALIDATION_FAILED');
     // The sold-out answer comes early, but never before the token and the body are checked.
     expect((await api.post('/api/orders/async', { showId: show.id, quantity: 1 })).status).to.equal(401);
     expect((await api.post('/api/orders/async', { showId: show.id, quantity: 0 }, buyer.auth)).body.error.code).to.equal('VALIDATION_FAILED');

@@ -1,30 +1,8 @@
-import { Router, type RequestHandler, type Response } from 'express';
+import { Router } from 'express';
 import type { ApiDeps } from '../http-app';
-import { bearerUser, requireUser, userIdOf } from '../auth';
+import { requireUser, userIdOf } from '../auth';
 import { idempotent } from '../idempotency';
 import { expectNoBody, parse, parseWaitMs, pathId, schemas } from '../validation';
-
-/**
- * The hot answer of a flash sale: once this process knows a show is sold out, a valid async order
- * for it is refused right here, before the rest of the API's routing (mounted ahead of it). Any
- * other request (not sold out, bad token, bad body) goes on to the route below, which answers it.
- */
-export function soldOutShortcut(deps: Pick<ApiDeps, 'asyncOrders' | 'tokens'>, parseJson: RequestHandler): RequestHandler {
-  const refuse = (res: Response, showId: string) =>
-    res.status(409).json({ error: { code: 'SOLD_OUT', message: `show ${showId} is sold out`, details: { showId } } });
-  return (req, res, next) => {
-    if (!deps.asyncOrders.anyKnownSoldOut) return next();
-    parseJson(req, res, (err?: unknown) => {
-      if (err) return next(err);
-      const body = schemas.createAsyncOrder.safeParse(req.body);
-      if (bearerUser(deps.tokens, req) && body.success && deps.asyncOrders.refuseIfKnownSoldOut(body.data.showId)) {
-        refuse(res, body.data.showId);
-        return;
-      }
-      next();
-    });
-  };
-}
 
 /** Users, shows and orders: what a ticket buyer's client calls. */
 export function publicRoutes(deps: ApiDeps): Router {

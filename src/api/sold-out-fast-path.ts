@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AsyncOrderIntake } from '../orders/async-orders';
+import type { TokenSigner } from '../users/tokens';
+import { bearerUser } from './auth';
+import { schemas } from './validation';
+
+/** Read by the route when the fast path read the body but did not answer (see below). */
+export const PREREAD_BODY_ERROR = Symbol('prereadBodyError');
+
+/** As express.json's limit: a longer body is left to body-parser, which refuses it. */
+const BODY_LIMIT = 64 * 1024;
+const PATH = '/api/orders/async';
+
+/**
+ * The hot answer of a flash sale, as cheap as `GET /livez`: once this process knows a show is
+ * sold out (AsyncOrderIntake's short-lived cache), a well-formed, authenticated
+ * `POST /api/orders/async` for it is answered 409 SOLD_OUT here, before Express: no router, no
+ * body-parser, no per-request logger or latency histogram (these answers are counted in
+ * `seat_saga_async_order_requests_total{outcome="sold_out_cached"}`).
+ *
+ * Everything else goes on to Express unchanged. A request whose body this function has read is
+ * handed over with `req.body` set, as body-parser would have set it, or with the parse error
+ * under PREREAD_BODY_ERROR, so that every answer but this one still comes from the one route and
+ * the one error handler.
+ */
+export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: TokenSigner }) {
+  return (req: IncomingMessage, res: ServerResponse, express: (req: IncomingMessage, res: ServerResponse) => void): void => {
+    if (!deps.asyncOrders.anyKnownSoldOut || req.method !== 'POST' || req.url !== PATH || !worthReading(req) || bearerUser(deps.tokens, req.headers.authorization) === null) {
+      express(req, res);
+      return;
+    }
+    // Content-Length was checked: Node's parser delivers no more than it said.
+    const chunks: Buffer[] = [];
+    let handedOver = false;
+    const handOver = () => {
+      if (handedOver) return;
+      handedOver = true;
+      req.removeListener('data', onData);
+      req.removeListener('end', onEnd);
+      express(req, res);
+    };
+    const onData = (chunk: Buffer) => chunks.push(chunk);
+    const onEnd = () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (err) {
+        (req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR] = Object.assign(err as Error, { type: 'entity.parse.failed' });
+        handOver();
+        return;
+      }
+      if (body === null || typeof body !== 'object') {
+        // body-parser's strict mode refuses a bare value the same way.
+        (req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR] = Object.assign(new Error('not a JSON object or array'), { type: 'entity.parse.failed' });
+        handOver();
+        return;
+      }
+      (req as unknown as { body: unknown }).body = body;
+      const order = schemas.createAsyncOrder.safeParse(body);
+      if (order.success && deps.asyncOrders.refuseIfKnownSoldOut(order.data.showId)) {
+        handedOver = true;
+        const payload = JSON.stringify({ error: { code: 'SOLD_OUT', message: `show ${order.data.showId} is sold out`, details: { showId: order.data.showId } } });
+        res.writeHead(409, {
+          'Content-Type': 'application/json; charset=utf-8',
+          'Content-Length': Buffer.byteLength(payload),
+          'X-Request-Id': requestIdOf(req),
+        });
+        res.end(payload);
+        return;
+      }
+      handOver();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    // An aborted upload: Express answers it as it would have.
+    req.on('error', handOver);
+  };
+}
+
+/** A small JSON body of a known length: anything else is body-parser's to read and judge. */
+function worthReading(req: IncomingMessage): boolean {
+  const length = Number(req.headers['content-length']);
+  if (!(length > 0 && length <= BODY_LIMIT) || req.headers['transfer-encoding'] !== undefined) return false;
+  const type = req.headers['content-type'];
+  return type === 'application/json' || type === 'application/json; charset=utf-8';
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
