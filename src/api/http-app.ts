@@ -12,11 +12,12 @@ import type { Shows } from '../shows/shows';
 import type { Failpoints } from '../support/failpoints';
 import type { TokenSigner } from '../users/tokens';
 import type { Users } from '../users/users';
+import { requireUser } from './auth';
 import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
-import { publicRoutes } from './routes/public';
+import { placeAsyncOrder, publicRoutes } from './routes/public';
 import { PREREAD_BODY_ERROR, soldOutFastPath } from './sold-out-fast-path';
 
 export interface HealthCheck {
@@ -114,9 +115,17 @@ export function createHttpApp(deps: ApiDeps): Express {
 
   mountHealthAndMetrics(app, deps);
 
-  // The sold-out fast path read this body and found it malformed: the error handler answers.
-  app.post('/api/orders/async', (req, _res, next) => next((req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR]));
   const parseJson = express.json({ limit: '64kb', strict: true });
+  // The flash-sale route, ahead of the others. Its body may have been read by the sold-out fast
+  // path already: then it is in req.body (body-parser passes), or its parse error goes to the
+  // error handler from here.
+  app.post(
+    '/api/orders/async',
+    (req, _res, next) => next((req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR]),
+    parseJson,
+    requireUser(deps.tokens),
+    placeAsyncOrder(deps),
+  );
 
   // The provider's callback is signed over its raw bytes: it reads its own body.
   app.use('/api/payments', paymentRoutes(deps.payments));

@@ -1,10 +1,28 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import type { ApiDeps } from '../http-app';
 import { requireUser, userIdOf } from '../auth';
 import { idempotent } from '../idempotency';
 import { expectNoBody, parse, parseWaitMs, pathId, schemas } from '../validation';
 
-/** Users, shows and orders: what a ticket buyer's client calls. */
+/**
+ * POST /api/orders/async, the flash-sale path: 202 once the seats are reserved and the order is
+ * queued; with ?waitMs=N, 201 with the order if it is persisted within N ms. Mounted by the app
+ * ahead of the other routes (it is the hot one), after the JSON parser and the bearer check.
+ */
+export function placeAsyncOrder(deps: Pick<ApiDeps, 'asyncOrders'>): RequestHandler {
+  return async (req, res) => {
+    const waitMs = parseWaitMs(req.query.waitMs);
+    const body = parse(schemas.createAsyncOrder, req.body);
+    const answer = await deps.asyncOrders.place(userIdOf(req), body, waitMs);
+    if (answer.status === 'PERSISTED') {
+      res.status(201).location(`/api/orders/${answer.order.id}`).json(answer.order);
+    } else {
+      res.status(202).location(`/api/orders/${answer.orderId}`).json({ orderId: answer.orderId, status: 'QUEUED' });
+    }
+  };
+}
+
+/** Users, shows and orders: what a ticket buyer's client calls (the async order route is above). */
 export function publicRoutes(deps: ApiDeps): Router {
   const router = Router();
   const authenticated = requireUser(deps.tokens);
@@ -29,19 +47,6 @@ export function publicRoutes(deps: ApiDeps): Router {
   router.post('/orders', authenticated, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
     const body = parse(schemas.createOrder, req.body);
     res.status(201).json(await deps.orders.place(userIdOf(req), body, res.locals.logger));
-  });
-
-  // The flash-sale path: 202 once the seats are reserved and the order is queued; with
-  // ?waitMs=N, 201 with the order if it is persisted within N ms.
-  router.post('/orders/async', authenticated, async (req, res) => {
-    const waitMs = parseWaitMs(req.query.waitMs);
-    const body = parse(schemas.createAsyncOrder, req.body);
-    const answer = await deps.asyncOrders.place(userIdOf(req), body, waitMs);
-    if (answer.status === 'PERSISTED') {
-      res.status(201).location(`/api/orders/${answer.order.id}`).json(answer.order);
-    } else {
-      res.status(202).location(`/api/orders/${answer.orderId}`).json({ orderId: answer.orderId, status: 'QUEUED' });
-    }
   });
 
   router.get('/orders', authenticated, async (req, res) => {
