@@ -1,6 +1,6 @@
 import autocannon from 'autocannon';
 import { insertBuyers, startService, type BenchService } from './service';
-import { createShow, json, percentile, reservationOutcomes, waitFor } from './support';
+import { cpuMeter, createShow, json, percentile, reservationOutcomes, waitFor, type CpuSplit } from './support';
 
 /** How the service runs in the sale: the contract's roles in two processes, or everything in one. */
 export type Deployment = 'API process + worker process' | 'one process (role all)';
@@ -95,18 +95,23 @@ export async function flashSale(seats: number, requests: number, connections: nu
  * 10 minutes), then one worker started on the same database and namespace, timed until all are
  * persisted. Also returns the accept rate of that API-only process.
  */
-export async function drainAlone(orders: number, connections: number): Promise<{ consumer: Persisting; acceptPerSecond: number }> {
+export async function drainAlone(orders: number, connections: number): Promise<{ consumer: Persisting; acceptPerSecond: number; acceptCpu: CpuSplit; drainCpu: CpuSplit }> {
   const service = await startService('drain', { ORDER_MAX_QUEUE_DELAY_MS: '600000', RESERVATION_RECONCILE_AFTER_MS: '700000' }, 'api');
   try {
     const buyers = await insertBuyers(service, orders);
     const showId = await createShow(service, ...grid(orders));
+    const accepting = cpuMeter();
     const answers = await fire(service, showId, buyers, connections);
+    const acceptCpu = accepting();
     if (answers.counts['202'] !== orders) throw new Error(`the drain run needs ${orders} accepted orders, got ${JSON.stringify(answers.counts)}`);
     await service.spawn('worker');
+    // From the worker's start: its start-up (a second or two) is in the figure, the idle after the last commit mostly not.
+    const draining = cpuMeter();
     await waitFor('the worker persisting every order', async () => (await reservationOutcomes(service, [showId])).resolved >= orders, 300_000);
+    const drainCpu = draining();
     const consumer = await persisting(service, showId);
     if (consumer.persisted !== orders) throw new Error(`the worker persisted ${consumer.persisted} of ${orders} orders`);
-    return { consumer, acceptPerSecond: orders / ((answers.lastAccepted - answers.firstAccepted) / 1000) };
+    return { consumer, acceptPerSecond: orders / ((answers.lastAccepted - answers.firstAccepted) / 1000), acceptCpu, drainCpu };
   } finally {
     await service.stop();
   }

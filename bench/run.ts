@@ -6,7 +6,7 @@ import { hashPayPassword, payPasswordMatches } from '../src/users/users';
 import { renderChart } from './chart';
 import { drainAlone, flashSale, type FlashSale } from './flash-sale';
 import { insertBuyers, startNaiveBaseline, startService, type BenchService } from './service';
-import { acceptedSoFar, admin, asyncAccepts, createShow, json, percentile, post, reservationOutcomes, waitFor, type Measured } from './support';
+import { acceptedSoFar, admin, asyncAccepts, cpuMeter, createShow, describeCpu, json, percentile, post, reservationOutcomes, waitFor, type Measured } from './support';
 
 /**
  * `npm run bench`: every path measured in one run on one machine, each as a ratio to GET /livez
@@ -37,8 +37,10 @@ async function load(name: string, options: autocannon.Options, warmUp: Partial<a
   const settings = { connections: CONNECTIONS, pipelining: 1, duration: DURATION, ...options };
   await autocannon({ ...settings, ...warmUp });
   const errorCodes: Record<string, number> = {};
+  const cpu = cpuMeter();
   const result = await autocannon({ ...settings, requests: settings.requests?.map((request) => countingErrors(request, errorCodes)) });
-  const measured = {
+  const measured: Measured = {
+    cpu: cpu(),
     name,
     requestsPerSecond: result.requests.average,
     p50: result.latency.p50,
@@ -49,7 +51,7 @@ async function load(name: string, options: autocannon.Options, warmUp: Partial<a
     errorCodes,
   };
   console.log(
-    `${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx} ${JSON.stringify(errorCodes)}, errors ${measured.errors}`,
+    `${name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50} ms, p99 ${measured.p99} ms, non-2xx ${measured.non2xx} ${JSON.stringify(errorCodes)}, errors ${measured.errors}; cores: ${describeCpu(measured.cpu)}`,
   );
   return measured;
 }
@@ -412,12 +414,15 @@ function report(results: Results) {
     '',
     '![requests per second of each path, flash-sale persistence and drain rates](results.svg)',
     '',
-    '| path | req/s | ratio to /livez | p50 ms | p99 ms | requests | non-2xx | errors |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| path | req/s | ratio to /livez | p50 ms | p99 ms | requests | non-2xx | errors | cores busy during the run (of ${os.cpus().length}) |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond / baseline).toFixed(3)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} |`,
+        `| ${r.name} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond / baseline).toFixed(3)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${describeCpu(r.cpu)} |`,
     ),
+    '',
+    `Cores busy: CPU time each group of processes used during the measured run, from /proc (1.00 = one core all the time; this machine has ${os.cpus().length}). ` +
+      '"seat-saga" is every process of the service under test (API and consumer alike), "load generator" this benchmark\'s autocannon.',
     '',
     ...rows.filter((r) => r.note).map((r) => `- ${r.name}: ${r.note}.`),
     ...(pay
@@ -466,6 +471,9 @@ function report(results: Results) {
     `| ---: | ---: | ---: | ---: | ${asyncAccepts(rows).map(() => '---:').join(' | ')} |`,
     `| ${count(DRAIN_ORDERS)} | ${count(drain.consumer.persisted)} | ${drain.consumer.perSecond.toFixed(0)} | ${drain.acceptPerSecond.toFixed(0)} | ` +
       `${asyncAccepts(rows).map((a) => (drain.consumer.perSecond / a.requestsPerSecond).toFixed(2)).join(' | ')} |`,
+    '',
+    `Cores busy while that API process accepted with no consumer running: ${describeCpu(drain.acceptCpu)}. ` +
+      `While the worker drained (from its start): ${describeCpu(drain.drainCpu)}.`,
     '',
     '## Compensation latency',
     '',

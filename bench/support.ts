@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { ADMIN_TOKEN, type BenchService } from './service';
 
 /** What the benchmark's phases share: a measured path, and small helpers. */
@@ -14,6 +15,66 @@ export interface Measured {
   errorCodes: Record<string, number>;
   /** What else the reader should know about this path's run. */
   note?: string;
+  /** Cores busy during the measured run, by process group (what bounds the path). */
+  cpu?: CpuSplit;
+}
+
+/** Cores used by each group of processes over an interval (1.0 = one core all the time). */
+export type CpuSplit = Record<string, number>;
+
+const GROUPS: Record<string, string> = { 'beam.smp': 'RabbitMQ', mariadbd: 'MariaDB', mysqld: 'MySQL', 'redis-server': 'Redis' };
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/**
+ * CPU time so far (in clock ticks) of the service's Node processes, this load generator and the
+ * services on this machine, from /proc (Linux; empty elsewhere).
+ */
+function cpuTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return ticks;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const group = comm === 'node' ? (Number(pid) === process.pid ? 'load generator' : 'seat-saga') : GROUPS[comm];
+    if (!group) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks.set(group, (ticks.get(group) ?? 0) + Number(fields[11]) + Number(fields[12])); // utime + stime
+  }
+  return ticks;
+}
+
+/** Starts measuring; the returned function ends it and gives the cores each group used meanwhile. */
+export function cpuMeter(): () => CpuSplit {
+  const before = cpuTicks();
+  const started = Date.now();
+  return () => {
+    const seconds = (Date.now() - started) / 1000;
+    const split: CpuSplit = {};
+    for (const [group, ticks] of cpuTicks()) {
+      const used = (ticks - (before.get(group) ?? 0)) / TICKS_PER_SECOND / seconds;
+      if (used >= 0.005) split[group] = used;
+    }
+    return split;
+  };
+}
+
+/** "seat-saga 1.02, RabbitMQ 0.31, …", busiest first. */
+export function describeCpu(split: CpuSplit | undefined): string {
+  if (!split || Object.keys(split).length === 0) return 'n/a';
+  return Object.entries(split)
+    .sort((a, b) => b[1] - a[1])
+    .map(([group, cores]) => `${group} ${cores.toFixed(2)}`)
+    .join(', ');
 }
 
 /** The async accept rows, with the deployment each was measured in (the parenthesis of its name). */
