@@ -56,8 +56,11 @@ export function errorHandler(logger: Logger) {
     if (appError.status === 503) res.set('Retry-After', '1');
     const retryAfterSeconds = (appError.details as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
     if (appError.status === 429 && retryAfterSeconds) res.set('Retry-After', String(retryAfterSeconds));
-    res.status(appError.status).json({
-      error: { code: appError.code, message: appError.message, ...(appError.details === undefined ? {} : { details: appError.details }) },
-    });
+    res.status(appError.status).json(errorBody(appError));
   };
+}
+
+/** The contract's error shape: `{error: {code, message, details?}}`. */
+export function errorBody(appError: AppError) {
+  return { error: { code: appError.code, message: appError.message, ...(appError.details === undefined ? {} : { details: appError.details }) } };
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import { AppError } from '../errors';
@@ -18,7 +17,8 @@ import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
-import { PREREAD_BODY_ERROR, soldOutFastPath } from './sold-out-fast-path';
+import { BODY_LIMIT_BYTES, requestIdOf } from './request';
+import { prereadBodyError, soldOutFastPath } from './sold-out-fast-path';
 
 export interface HealthCheck {
   name: 'mysql' | 'redis' | 'rabbitmq';
@@ -99,7 +99,7 @@ export function createHttpApp(deps: ApiDeps): Express {
   // winston builds a line before its level filter drops it: ask once whether anyone wants it.
   const logHttp = deps.logger.isLevelEnabled('http');
   app.use((req, res, next) => {
-    const requestId = /^[\w.:-]{1,128}$/.test(req.get('x-request-id') ?? '') ? (req.get('x-request-id') as string) : randomUUID();
+    const requestId = requestIdOf(req.headers['x-request-id']);
     res.set('X-Request-Id', requestId);
     // The request's logger is made when first used: most requests log nothing at info.
     let logger: Logger | undefined;
@@ -115,13 +115,13 @@ export function createHttpApp(deps: ApiDeps): Express {
 
   mountHealthAndMetrics(app, deps);
 
-  const parseJson = express.json({ limit: '64kb', strict: true });
+  const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true });
   // The flash-sale route, ahead of the others. Its body may have been read by the sold-out fast
   // path already: then it is in req.body (body-parser passes), or its parse error goes to the
   // error handler from here.
   app.post(
     '/api/orders/async',
-    (req, _res, next) => next((req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR]),
+    (req, _res, next) => next(prereadBodyError(req)),
     parseJson,
     requireUser(deps.tokens),
     placeAsyncOrder(deps),

@@ -1,15 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AsyncOrderIntake } from '../orders/async-orders';
+import { soldOut, type AsyncOrderIntake } from '../orders/async-orders';
 import type { TokenSigner } from '../users/tokens';
 import { bearerUser } from './auth';
+import { errorBody } from './error-handler';
+import { BODY_LIMIT_BYTES, requestIdOf } from './request';
 import { schemas } from './validation';
 
-/** Read by the route when the fast path read the body but did not answer (see below). */
-export const PREREAD_BODY_ERROR = Symbol('prereadBodyError');
+/** Where the fast path leaves the parse error of a body it read but did not answer. */
+const PREREAD_BODY_ERROR = Symbol('prereadBodyError');
+type PrereadRequest = IncomingMessage & { [PREREAD_BODY_ERROR]?: Error; body?: unknown };
 
-/** As express.json's limit: a longer body is left to body-parser, which refuses it. */
-const BODY_LIMIT = 64 * 1024;
+/** The parse error of a body the fast path read, for the route to pass to the error handler. */
+export const prereadBodyError = (req: IncomingMessage): Error | undefined => (req as PrereadRequest)[PREREAD_BODY_ERROR];
+
 const PATH = '/api/orders/async';
 
 /**
@@ -33,9 +36,11 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
     // Content-Length was checked: Node's parser delivers no more than it said.
     const chunks: Buffer[] = [];
     let handedOver = false;
-    const handOver = () => {
+    /** To Express, with the body's parse error (as body-parser reports one) if it had one. */
+    const handOver = (parseError?: Error) => {
       if (handedOver) return;
       handedOver = true;
+      if (parseError) (req as PrereadRequest)[PREREAD_BODY_ERROR] = Object.assign(parseError, { type: 'entity.parse.failed' });
       req.removeListener('data', onData);
       req.removeListener('end', onEnd);
       express(req, res);
@@ -47,25 +52,24 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
       try {
         body = JSON.parse(text);
       } catch (err) {
-        (req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR] = Object.assign(err as Error, { type: 'entity.parse.failed' });
-        handOver();
+        handOver(err as Error);
         return;
       }
+      // body-parser's strict mode refuses a bare value the same way.
       if (body === null || typeof body !== 'object') {
-        // body-parser's strict mode refuses a bare value the same way.
-        (req as unknown as Record<symbol, unknown>)[PREREAD_BODY_ERROR] = Object.assign(new Error('not a JSON object or array'), { type: 'entity.parse.failed' });
-        handOver();
+        handOver(new Error('not a JSON object or array'));
         return;
       }
-      (req as unknown as { body: unknown }).body = body;
+      (req as PrereadRequest).body = body;
       const order = schemas.createAsyncOrder.safeParse(body);
       if (order.success && deps.asyncOrders.refuseIfKnownSoldOut(order.data.showId)) {
         handedOver = true;
-        const payload = JSON.stringify({ error: { code: 'SOLD_OUT', message: `show ${order.data.showId} is sold out`, details: { showId: order.data.showId } } });
-        res.writeHead(409, {
+        const refusal = soldOut(order.data.showId);
+        const payload = JSON.stringify(errorBody(refusal));
+        res.writeHead(refusal.status, {
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(payload),
-          'X-Request-Id': requestIdOf(req),
+          'X-Request-Id': requestIdOf(req.headers['x-request-id']),
         });
         res.end(payload);
         return;
@@ -75,19 +79,14 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
     req.on('data', onData);
     req.on('end', onEnd);
     // An aborted upload: Express answers it as it would have.
-    req.on('error', handOver);
+    req.on('error', () => handOver());
   };
 }
 
 /** A small JSON body of a known length: anything else is body-parser's to read and judge. */
 function worthReading(req: IncomingMessage): boolean {
   const length = Number(req.headers['content-length']);
-  if (!(length > 0 && length <= BODY_LIMIT) || req.headers['transfer-encoding'] !== undefined) return false;
+  if (!(length > 0 && length <= BODY_LIMIT_BYTES) || req.headers['transfer-encoding'] !== undefined) return false;
   const type = req.headers['content-type'];
   return type === 'application/json' || type === 'application/json; charset=utf-8';
-}
-
-function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }

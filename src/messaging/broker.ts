@@ -263,22 +263,14 @@ export class Broker {
 
   private async handle(live: LiveChannel, spec: ConsumerSpec, msg: ConsumeMessage): Promise<void> {
     const { logger } = this.options;
-    const deliveryCount = deliveriesSoFar(msg, spec.queue.name) + 1;
-    let body: unknown;
-    try {
-      body = JSON.parse(msg.content.toString('utf8'));
-    } catch {
+    const delivery = readDelivery(msg, spec.queue.name);
+    if (!delivery) {
       await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
       return;
     }
+    const { deliveryCount } = delivery;
     try {
-      await spec.handler({
-        body,
-        routingKey: msg.fields.routingKey,
-        deliveryCount,
-        redelivered: msg.fields.redelivered,
-        messageId: msg.properties.messageId,
-      });
+      await spec.handler(delivery);
       ack(live, msg);
     } catch (err) {
       const unprocessable = err instanceof UnprocessableMessageError;
@@ -343,19 +335,9 @@ export class Broker {
   private async handleBatchMessages(live: LiveChannel, spec: BatchConsumerSpec, messages: ConsumeMessage[], acks: AckCoalescer): Promise<void> {
     const deliveries: Array<{ msg: ConsumeMessage; delivery: Delivery }> = [];
     for (const msg of messages) {
-      try {
-        const body = JSON.parse(msg.content.toString('utf8'));
-        deliveries.push({
-          msg,
-          delivery: {
-            body,
-            routingKey: msg.fields.routingKey,
-            deliveryCount: deliveriesSoFar(msg, spec.queue.name) + 1,
-            redelivered: msg.fields.redelivered,
-            messageId: msg.properties.messageId,
-          },
-        });
-      } catch {
+      const delivery = readDelivery(msg, spec.queue.name);
+      if (delivery) deliveries.push({ msg, delivery });
+      else {
         await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
         acks.settled(msg, false);
       }
@@ -529,6 +511,23 @@ class AckCoalescer {
       // The channel closed: the broker redelivers; the handler's idempotency absorbs it.
     }
   }
+}
+
+/** The message as handlers see it, or null when its body is not JSON. */
+function readDelivery(msg: ConsumeMessage, queueName: string): Delivery | null {
+  let body: unknown;
+  try {
+    body = JSON.parse(msg.content.toString('utf8'));
+  } catch {
+    return null;
+  }
+  return {
+    body,
+    routingKey: msg.fields.routingKey,
+    deliveryCount: deliveriesSoFar(msg, queueName) + 1,
+    redelivered: msg.fields.redelivered,
+    messageId: msg.properties.messageId,
+  };
 }
 
 function ack(live: LiveChannel, msg: ConsumeMessage): void {

@@ -192,7 +192,7 @@ export class AsyncOrderIntake {
   }
 }
 
-const soldOut = (showId: string) => new AppError('SOLD_OUT', `show ${showId} is sold out`, { showId });
+export const soldOut = (showId: string) => new AppError('SOLD_OUT', `show ${showId} is sold out`, { showId });
 
 const notPersisted = (orderId: string, reason: ReservationReleaseReason) =>
   reason === 'seats-taken'

@@ -1,13 +1,13 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/database';
 
+const VERIFIED_CACHE_SIZE = 100_000;
+
 /**
  * Bearer tokens are `v1.<userId>.<HMAC-SHA256(secret, "v1.<userId>")>`: verified with the secret
  * alone, no database round trip. The secret is AUTH_SECRET, or one generated once and kept in the
  * database so that every process sharing the database accepts the same tokens.
  */
-const VERIFIED_CACHE_SIZE = 100_000;
-
 export class TokenSigner {
   /** Tokens already verified (token -> user id): a flash sale's buyers send theirs again and again. */
   private readonly verified = new Map<string, string>();

@@ -1,5 +1,6 @@
 import express, { Router } from 'express';
 import { SIGNATURE_HEADER, type PaymentNotifications } from '../../payments/notifications';
+import { BODY_LIMIT_BYTES } from '../request';
 
 /**
  * The payment provider's callback. Mounted before the JSON parser: the signature covers the raw
@@ -9,7 +10,7 @@ import { SIGNATURE_HEADER, type PaymentNotifications } from '../../payments/noti
 export function paymentRoutes(payments: PaymentNotifications): Router {
   const router = Router();
 
-  router.post('/notify', express.raw({ type: () => true, limit: '64kb' }), async (req, res) => {
+  router.post('/notify', express.raw({ type: () => true, limit: BODY_LIMIT_BYTES }), async (req, res) => {
     // No body at all leaves req.body undefined: an empty body, whose signature will not match.
     const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const { status, body } = await payments.receive(rawBody, req.get(SIGNATURE_HEADER), res.locals.logger);
