@@ -100,6 +100,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   const passwords = new PayPasswordGuard(db, redis, config.NAMESPACE, {
     maxAttempts: config.PAY_PASSWORD_MAX_ATTEMPTS,
     windowMs: config.PAY_PASSWORD_WINDOW_MS,
+    onCheck: (outcome) => metrics.payPasswordChecks.inc({ outcome }),
   });
   const sagas = {
     // `expiry` is built below, once the topology it publishes to exists; the saga calls it only when it runs.

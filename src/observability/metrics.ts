@@ -60,6 +60,12 @@ export function createMetrics(db: Db) {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [registry],
   });
+  const payPasswordChecks = new Counter({
+    name: 'seat_saga_pay_password_checks_total',
+    help: 'Pay-password checks by outcome: right and wrong computed a hash, locked was refused without one',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
   // The async (flash-sale) path.
   const asyncRequests = new Counter({
     name: 'seat_saga_async_order_requests_total',
@@ -142,6 +148,7 @@ export function createMetrics(db: Db) {
     outboxPublished,
     ordersExpired,
     expiryLateness,
+    payPasswordChecks,
     asyncRequests,
     asyncPersisted,
     asyncStaleDrops,

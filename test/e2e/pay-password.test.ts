@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
 import { cleanup, isolate, kill, spawnService, startSale, type Sale } from '../support/fixture';
-import { Api } from '../support/http';
+import { Api, waitFor } from '../support/http';
 import { checkMoneyInvariant } from '../support/invariants';
 
 describe('Pay password attempts, limited across API processes', function () {
@@ -61,6 +61,50 @@ describe('Pay password attempts, limited across API processes', function () {
     expect(afterWindow.headers.get('idempotent-replayed')).to.equal(null);
     expect(afterWindow.body.balanceCents).to.equal(100_000 - order.totalCents);
     await checkMoneyInvariant(sale.app);
+  });
+
+  /** Hashes computed so far by both API processes (this one's registry and the second's /metrics). */
+  async function hashesComputed(): Promise<number> {
+    const own = (await sale.app.metrics.payPasswordChecks.get()).values.filter((v) => v.labels.outcome !== 'locked').reduce((sum, v) => sum + v.value, 0);
+    const text = await (await fetch(`${secondApi.baseUrl}/metrics`)).text();
+    const theirs = [...text.matchAll(/^seat_saga_pay_password_checks_total\{outcome="(right|wrong)"\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[2]), 0);
+    return own + theirs;
+  }
+
+  it('When 30 wrong guesses race over two API processes and the right password follows while they run, then 5 hashes are computed, 5 answer 403, the rest and the right one 429, and no money moves', async () => {
+    const { api, show } = sale;
+    const victim = await api.createUser('victim');
+    await api.credit(victim.id, 10_000);
+    const order = await api.order(victim, show.id, sale.freshSeats(1));
+    const before = await hashesComputed();
+    const counter = `${sale.app.config.NAMESPACE}:pay-password-failures:${victim.id}`;
+
+    const guesses = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? api : secondApi).pay(victim, order.id, `guess-${i}`));
+    // The right password, once the burst has reserved every attempt but before it has been answered.
+    await waitFor('the burst to reserve the attempts', async () => Number(await sale.app.redis.get(counter)) >= 5, 5_000, 1);
+    const right = await api.pay(victim, order.id);
+    const statuses = (await Promise.all(guesses)).map((r) => r.status);
+
+    expect(statuses.filter((s) => s === 403)).to.have.length(5);
+    expect(statuses.filter((s) => s === 429)).to.have.length(25);
+    expect(right.status).to.equal(429);
+    expect(right.body.error.code).to.equal('TOO_MANY_ATTEMPTS');
+    expect((await hashesComputed()) - before).to.equal(5);
+    expect(await api.balance(victim)).to.equal(10_000);
+    expect((await api.get(`/api/orders/${order.id}`, victim.auth)).body.status).to.equal('PENDING_PAYMENT');
+  });
+
+  it('When the right password follows two wrong ones, then it pays and gives only its own attempt back: the next wrong one has two left', async () => {
+    const { api, show } = sale;
+    const user = await api.createUser('careful');
+    await api.credit(user.id, 10_000);
+    const first = await api.order(user, show.id, sale.freshSeats(1));
+    const second = await api.order(user, show.id, sale.freshSeats(1));
+    for (const guess of ['wrong-1', 'wrong-2']) expect((await api.pay(user, first.id, guess)).status).to.equal(403);
+    expect((await api.pay(user, first.id)).status).to.equal(200);
+    const next = await secondApi.pay(user, second.id, 'wrong-3');
+    expect(next.status).to.equal(403);
+    expect(next.body.error.details.attemptsLeft).to.equal(2);
   });
 
   it("When one user is locked out, then another user's payments are unaffected", async () => {
