@@ -23,13 +23,51 @@ export function toAppError(err: unknown): AppError {
   }
   const unavailable = dependencyDown(err);
   if (unavailable) return unavailable;
-  const type = (err as { type?: string })?.type;
+  return clientError(err) ?? new AppError('INTERNAL', 'internal error', undefined, { cause: err });
+}
+
+interface HttpLayerError {
+  type?: unknown;
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  code?: unknown;
+  encoding?: unknown;
+  charset?: unknown;
+  message?: unknown;
+}
+
+/**
+ * The client's fault as Express's own parts report it: body-parser and raw-body mark what they
+ * refuse with `type` and, through http-errors, a 4xx `status` with `expose: true` (a body that is
+ * not the gzip it claims, an aborted upload, a length that lies...); the router raises a URIError
+ * with status 400 for a path it cannot percent-decode. Each becomes its 4xx with the contract's
+ * shape, mapped by kind rather than one case per error, so a refusal not listed here is a 400,
+ * never a 500.
+ */
+function clientError(err: unknown): AppError | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const { type, status, statusCode, expose, code, encoding, charset, message } = err as HttpLayerError;
+  // By type first: the sold-out fast path reports its pre-read parse error by type alone.
   if (type === 'entity.parse.failed') return new AppError('MALFORMED_JSON', 'the body is not valid JSON');
   if (type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'the body is larger than 64 KiB');
-  if (type === 'charset.unsupported' || type === 'encoding.unsupported') {
-    return new AppError('UNSUPPORTED_MEDIA_TYPE', 'the body must be UTF-8 JSON');
+  if (type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', `the body must be UTF-8 JSON (not charset ${String(charset)})`);
+  if (type === 'encoding.unsupported') {
+    return new AppError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(String(encoding))} is not supported: send identity, gzip, deflate or br`);
   }
-  return new AppError('INTERNAL', 'internal error', undefined, { cause: err });
+  const httpStatus = typeof status === 'number' ? status : statusCode;
+  if (err instanceof URIError && httpStatus === 400) return new AppError('BAD_REQUEST', 'the path holds a malformed percent-escape');
+  if (typeof httpStatus !== 'number' || httpStatus < 400 || httpStatus > 499 || expose !== true) return null;
+  if (httpStatus === 413) return new AppError('PAYLOAD_TOO_LARGE', 'the body is larger than 64 KiB');
+  if (httpStatus === 415) return new AppError('UNSUPPORTED_MEDIA_TYPE', `the body cannot be read: ${String(message)}`);
+  if (httpStatus === 404) return new AppError('NOT_FOUND', String(message));
+  // zlib's own error, wrapped by body-parser: the bytes are not what Content-Encoding says.
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new AppError('BAD_REQUEST', `the body does not decode as its Content-Encoding says (${String(message)})`);
+  }
+  if (type === 'request.aborted') return new AppError('BAD_REQUEST', 'the request was aborted before its body was read');
+  if (type === 'request.size.invalid') return new AppError('BAD_REQUEST', 'the body is not as long as its Content-Length says');
+  return new AppError('BAD_REQUEST', `the request cannot be read: ${String(message)}`);
 }
 
 function dependencyDown(err: unknown): AppError | null {

@@ -83,10 +83,13 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
   };
 }
 
-/** A small JSON body of a known length: anything else is body-parser's to read and judge. */
+/**
+ * A small JSON body of a known length, sent as it is: anything else (chunked, compressed with a
+ * Content-Encoding...) is body-parser's to read and judge.
+ */
 function worthReading(req: IncomingMessage): boolean {
   const length = Number(req.headers['content-length']);
-  if (!(length > 0 && length <= BODY_LIMIT_BYTES) || req.headers['transfer-encoding'] !== undefined) return false;
+  if (!(length > 0 && length <= BODY_LIMIT_BYTES) || req.headers['transfer-encoding'] !== undefined || req.headers['content-encoding'] !== undefined) return false;
   const type = req.headers['content-type'];
   return type === 'application/json' || type === 'application/json; charset=utf-8';
 }

@@ -1,0 +1,119 @@
+import { gzipSync } from 'node:zlib';
+import { expect } from 'chai';
+import { toNumber } from '../../src/db/database';
+import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
+import { ADMIN } from '../support/http';
+import { tableCounts } from '../support/invariants';
+import { hasErrorShape, rawRequest, type RawReply, type RawRequest } from '../support/raw-http';
+
+/**
+ * The contract's hardening rules for input: a bad Content-Encoding, a malformed percent-escape, JSON
+ * nested deeper than 32 levels and a wrong method are each a 4xx with the error shape that writes
+ * nothing (no idempotency record either); responses carry the security headers.
+ */
+describe('Hardening: input that must answer 4xx, never 500', () => {
+  const iso = isolate('harden');
+  let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'], freshSeats: Sale['freshSeats'];
+  let soldOutShowId: string;
+  let orderId: string;
+
+  before(async () => {
+    // The sold-out cache outlives the file, so the fast path reads every async order's body.
+    ({ app, api, buyer, show, freshSeats } = await startSale(iso, { rows: 2, seatsPerRow: 10, env: { SOLD_OUT_CACHE_MS: '60000' } }));
+    await api.credit(buyer.id, 100_000);
+    orderId = (await api.order(buyer, show.id, freshSeats(1))).id;
+    const tiny = await api.createShow(1, 1);
+    soldOutShowId = tiny.id;
+    const first = await api.post('/api/orders/async', { showId: tiny.id, quantity: 1 }, buyer.auth);
+    expect(first.status, JSON.stringify(first.body)).to.equal(202);
+    const other = await api.createUser('bob');
+    const refused = await api.post('/api/orders/async', { showId: tiny.id, quantity: 1 }, other.auth);
+    expect(refused.body.error?.code, JSON.stringify(refused.body)).to.equal('SOLD_OUT');
+  });
+  after(() => cleanup(iso, [app]));
+
+  const send = (request: RawRequest) => rawRequest(app.url!, request);
+  const json = { 'Content-Type': 'application/json' };
+  const idempotencyRows = async () => toNumber((await app.db('idempotency_keys').count({ n: '*' }))[0].n);
+
+  /** Sends the request and checks the rule: the given 4xx, the error shape, nothing written. */
+  async function expectRefused(request: RawRequest, status: number | number[], code?: string): Promise<RawReply> {
+    const tablesBefore = await tableCounts(app);
+    const keysBefore = await idempotencyRows();
+    const reply = await send(request);
+    const what = `${request.method} ${request.path} -> ${reply.status} ${reply.text.slice(0, 300)}`;
+    expect(reply.status, what).to.be.oneOf(Array.isArray(status) ? status : [status]);
+    expect(hasErrorShape(reply.body), what).to.equal(true);
+    if (code) expect(reply.body.error.code, what).to.equal(code);
+    expect(await tableCounts(app), `${what}: tables unchanged`).to.deep.equal(tablesBefore);
+    expect(await idempotencyRows(), `${what}: no idempotency record`).to.equal(keysBefore);
+    return reply;
+  }
+
+  describe('Content-Encoding', () => {
+    const notGzip = '{"name":"ann","payPassword":"secret123"}';
+
+    it('When a JSON body says Content-Encoding: gzip but is not gzip, then 400 BAD_REQUEST on every JSON route', async () => {
+      const gzipHeaders = { ...json, 'Content-Encoding': 'gzip' };
+      await expectRefused({ method: 'POST', path: '/api/users', headers: gzipHeaders, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused({ method: 'POST', path: '/api/orders', headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-1' }, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused({ method: 'POST', path: `/api/orders/${orderId}/pay`, headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-2' }, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused({ method: 'POST', path: '/api/admin/shows', headers: { ...gzipHeaders, ...ADMIN }, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...gzipHeaders, ...buyer.auth }, body: notGzip }, 400, 'BAD_REQUEST');
+    });
+
+    it('When the payment callback says Content-Encoding: gzip but is not gzip, then 400 BAD_REQUEST', async () => {
+      await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'gzip' }, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'deflate' }, body: 'xx' }, 400, 'BAD_REQUEST');
+    });
+
+    it('When the Content-Encoding is unknown, then 415 UNSUPPORTED_MEDIA_TYPE, also on the payment callback', async () => {
+      for (const encoding of ['compress', 'x-unknown', 'gzip, gzip']) {
+        await expectRefused({ method: 'POST', path: '/api/users', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip }, 415, 'UNSUPPORTED_MEDIA_TYPE');
+        await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip }, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      }
+    });
+
+    it('When a body really is gzip, then it is read as JSON', async () => {
+      const reply = await send({ method: 'POST', path: '/api/users', headers: { ...json, 'Content-Encoding': 'gzip' }, body: gzipSync(notGzip) });
+      expect(reply.status, reply.text).to.equal(201);
+    });
+
+    it('When a gzip async order reaches the sold-out fast path, then it is not read there: Express inflates and answers it', async () => {
+      const forSoldOut = gzipSync(JSON.stringify({ showId: soldOutShowId, quantity: 1 }));
+      const reply = await send({ method: 'POST', path: '/api/orders/async', headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth }, body: forSoldOut });
+      expect(reply.status, reply.text).to.equal(409);
+      expect(reply.body.error.code).to.equal('SOLD_OUT');
+      await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth }, body: '{"showId":"1","quantity":1}' }, 400, 'BAD_REQUEST');
+    });
+  });
+
+  describe('Percent-escapes in path ids', () => {
+    const bad = ['%E0%A4%A', '%zz', '%', '%C0%AF', '%FF'];
+    const paths = (id: string): Array<[string, string, Record<string, string>]> => [
+      ['GET', `/api/orders/${id}`, buyer.auth],
+      ['GET', `/api/shows/${id}`, {}],
+      ['GET', `/api/shows/${id}/seats`, {}],
+      ['POST', `/api/orders/${id}/pay`, { ...buyer.auth, 'Idempotency-Key': `pct-${Math.random()}` }],
+      ['POST', `/api/orders/${id}/cancel`, buyer.auth],
+      ['POST', `/api/orders/${id}/refund`, buyer.auth],
+      ['GET', `/api/admin/sagas/${id}`, ADMIN],
+      ['POST', `/api/admin/users/${id}/credits`, ADMIN],
+      ['PUT', `/api/admin/failpoints/${id}`, ADMIN],
+    ];
+
+    it('When a path id holds a malformed percent-escape, then 400 or 404 with the error shape on every route with an id', async () => {
+      for (const id of bad) {
+        for (const [method, path, headers] of paths(id)) {
+          const body = method === 'GET' ? undefined : path.endsWith('/pay') ? '{"payPassword":"pay-secret"}' : path.endsWith('/credits') ? '{"amountCents":100}' : path.includes('failpoints') ? '{"action":"off"}' : undefined;
+          await expectRefused({ method, path, headers: { ...(body ? json : {}), ...headers }, body }, [400, 404]);
+        }
+      }
+    });
+
+    it('When the path itself (not an id) holds a malformed escape, then 404', async () => {
+      await expectRefused({ method: 'GET', path: '/api/%zz', headers: {} }, 404, 'NOT_FOUND');
+      await expectRefused({ method: 'GET', path: '/api/users/%E0%A4%A', headers: buyer.auth }, [400, 404]);
+    });
+  });
+});
