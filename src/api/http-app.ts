@@ -17,7 +17,7 @@ import type { IdempotencyStore } from './idempotency';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
-import { BODY_LIMIT_BYTES, requestIdOf } from './request';
+import { jsonBody, requestIdOf } from './request';
 import { prereadBodyError, soldOutFastPath } from './sold-out-fast-path';
 
 export interface HealthCheck {
@@ -115,14 +115,14 @@ export function createHttpApp(deps: ApiDeps): Express {
 
   mountHealthAndMetrics(app, deps);
 
-  const parseJson = express.json({ limit: BODY_LIMIT_BYTES, strict: true });
+  const parseJson = jsonBody();
   // The flash-sale route, ahead of the others. Its body may have been read by the sold-out fast
   // path already: then it is in req.body (body-parser passes), or its parse error goes to the
   // error handler from here.
   app.post(
     '/api/orders/async',
     (req, _res, next) => next(prereadBodyError(req)),
-    parseJson,
+    ...parseJson,
     requireUser(deps.tokens),
     placeAsyncOrder(deps),
   );

@@ -94,8 +94,9 @@ export class IdempotencyStore {
 }
 
 /**
- * Middleware (after authentication and body parsing) for one route; `scope` names the route and
- * its target, e.g. `pay:<orderId>`. Without the header, the request runs as usual.
+ * Middleware (after authentication and the route's input is validated: a key is claimed only for
+ * a request that will run) for one route; `scope` names the route and its target, e.g.
+ * `pay:<orderId>`. Without the header, the request runs as usual.
  */
 export function idempotent(store: IdempotencyStore, scopeOf: (req: Request) => string) {
   return async (req: Request, res: Response, next: NextFunction) => {

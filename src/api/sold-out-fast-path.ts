@@ -3,7 +3,8 @@ import { soldOut, type AsyncOrderIntake } from '../orders/async-orders';
 import type { TokenSigner } from '../users/tokens';
 import { bearerUser } from './auth';
 import { errorBody } from './error-handler';
-import { BODY_LIMIT_BYTES, requestIdOf } from './request';
+import { AppError } from '../errors';
+import { BODY_LIMIT_BYTES, JSON_MAX_DEPTH, jsonTooDeep, nestedDeeperThan, requestIdOf } from './request';
 import { schemas } from './validation';
 
 /** Where the fast path leaves the parse error of a body it read but did not answer. */
@@ -40,7 +41,9 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
     const handOver = (parseError?: Error) => {
       if (handedOver) return;
       handedOver = true;
-      if (parseError) (req as PrereadRequest)[PREREAD_BODY_ERROR] = Object.assign(parseError, { type: 'entity.parse.failed' });
+      if (parseError) {
+        (req as PrereadRequest)[PREREAD_BODY_ERROR] = parseError instanceof AppError ? parseError : Object.assign(parseError, { type: 'entity.parse.failed' });
+      }
       req.removeListener('data', onData);
       req.removeListener('end', onEnd);
       express(req, res);
@@ -58,6 +61,11 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
       // body-parser's strict mode refuses a bare value the same way.
       if (body === null || typeof body !== 'object') {
         handOver(new Error('not a JSON object or array'));
+        return;
+      }
+      // As the route's own parser refuses it.
+      if (nestedDeeperThan(body, JSON_MAX_DEPTH)) {
+        handOver(jsonTooDeep());
         return;
       }
       (req as PrereadRequest).body = body;

@@ -1,3 +1,4 @@
+import type { Request, RequestHandler } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors';
 import { isIdString } from '../support/ids';
@@ -84,4 +85,18 @@ export function expectNoBody(input: unknown): void {
 export function pathId(value: string | string[] | undefined, what: string): string {
   if (typeof value !== 'string' || !isIdString(value)) throw new AppError('NOT_FOUND', `${what} not found`);
   return value;
+}
+
+/**
+ * A route's input (path ids and body), read by `read` before anything else acts on the request
+ * (an idempotency claim included), so that bad input is refused having written nothing. The
+ * handler takes the parsed input back with `.of(req)`.
+ */
+export function routeInput<T>(read: (req: Request) => T): RequestHandler & { of(req: Request): T } {
+  const inputs = new WeakMap<Request, T>();
+  const readInput: RequestHandler = (req, _res, next) => {
+    inputs.set(req, read(req));
+    next();
+  };
+  return Object.assign(readInput, { of: (req: Request) => inputs.get(req) as T });
 }

@@ -116,4 +116,60 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       await expectRefused({ method: 'GET', path: '/api/users/%E0%A4%A', headers: buyer.auth }, [400, 404]);
     });
   });
+
+  describe('JSON nesting', () => {
+    const nested = (levels: number, inner = '0') => '['.repeat(levels) + inner + ']'.repeat(levels);
+    /** `{"x": [[...]]}`: the object is level 1. */
+    const nestedInObject = (levels: number) => `{"x":${nested(levels - 1)}}`;
+
+    it('When a body is nested 10,000 levels deep with an Idempotency-Key, then 400 and nothing is written (no idempotency record)', async () => {
+      const deep = nested(10_000);
+      expect(deep.length).to.be.below(64 * 1024);
+      const routes: Array<[string, Record<string, string>]> = [
+        ['/api/users', {}],
+        ['/api/orders', { ...buyer.auth, 'Idempotency-Key': 'deep-order' }],
+        [`/api/orders/${orderId}/pay`, { ...buyer.auth, 'Idempotency-Key': 'deep-pay' }],
+        ['/api/orders/async', buyer.auth],
+        [`/api/orders/${orderId}/cancel`, buyer.auth],
+        ['/api/admin/shows', ADMIN],
+        [`/api/admin/users/${buyer.id}/credits`, ADMIN],
+      ];
+      for (const [path, headers] of routes) {
+        await expectRefused({ method: 'POST', path, headers: { ...json, ...headers }, body: deep }, 400, 'MALFORMED_JSON');
+        await expectRefused({ method: 'POST', path, headers: { ...json, ...headers }, body: `{"payPassword":${deep}}` }, 400, 'MALFORMED_JSON');
+      }
+    });
+
+    it('When an async order nested too deep reaches the sold-out fast path, then 400 MALFORMED_JSON', async () => {
+      const body = `{"showId":"${soldOutShowId}","quantity":1,"x":${nested(40)}}`;
+      await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body }, 400, 'MALFORMED_JSON');
+      await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body: nested(5000) }, 400, 'MALFORMED_JSON');
+    });
+
+    it('When a body is nested 32 levels, then it is judged by the schema; 33 levels is MALFORMED_JSON', async () => {
+      const at32 = await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: nestedInObject(32) }, 400);
+      expect(at32.body.error.code).to.equal('VALIDATION_FAILED');
+      await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: nestedInObject(33) }, 400, 'MALFORMED_JSON');
+      await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: `{"x":${nested(20, '{"y":' + nested(12) + '}')}}` }, 400, 'MALFORMED_JSON');
+    });
+  });
+
+  describe('Validation before the idempotency claim', () => {
+    it('When an order with an Idempotency-Key is invalid, then no key is claimed and the corrected retry with the same key runs', async () => {
+      const headers = { ...json, ...buyer.auth, 'Idempotency-Key': 'fix-me-order' };
+      await expectRefused({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: [] }) }, 400, 'VALIDATION_FAILED');
+      await expectRefused({ method: 'POST', path: '/api/orders', headers, body: '{"showId":' }, 400, 'MALFORMED_JSON');
+      const fixed = await send({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: freshSeats(1) }) });
+      expect(fixed.status, fixed.text).to.equal(201);
+    });
+
+    it('When a pay with an Idempotency-Key has a bad body or a bad path id, then no key is claimed', async () => {
+      const headers = { ...json, ...buyer.auth, 'Idempotency-Key': 'fix-me-pay' };
+      await expectRefused({ method: 'POST', path: `/api/orders/${orderId}/pay`, headers, body: '{"payPassword":5}' }, 400, 'VALIDATION_FAILED');
+      await expectRefused({ method: 'POST', path: '/api/orders/not-an-id/pay', headers, body: '{"payPassword":"pay-secret"}' }, 404, 'NOT_FOUND');
+      await expectRefused({ method: 'POST', path: `/api/orders/${'9'.repeat(60)}/pay`, headers, body: '{"payPassword":"pay-secret"}' }, 404, 'NOT_FOUND');
+      const paid = await send({ method: 'POST', path: `/api/orders/${orderId}/pay`, headers, body: '{"payPassword":"pay-secret"}' });
+      expect(paid.status, paid.text).to.equal(200);
+    });
+  });
 });

@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import type { ApiDeps } from '../http-app';
 import { requireUser, userIdOf } from '../auth';
 import { idempotent } from '../idempotency';
-import { expectNoBody, parse, parseWaitMs, pathId, schemas } from '../validation';
+import { expectNoBody, parse, parseWaitMs, pathId, routeInput, schemas } from '../validation';
 
 /**
  * POST /api/orders/async, the flash-sale path: 202 once the seats are reserved and the order is
@@ -44,9 +44,10 @@ export function publicRoutes(deps: ApiDeps): Router {
     res.json(await deps.shows.seats(pathId(req.params.id, 'show')));
   });
 
-  router.post('/orders', authenticated, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
-    const body = parse(schemas.createOrder, req.body);
-    res.status(201).json(await deps.orders.place(userIdOf(req), body, res.locals.logger));
+  // Input is read before the Idempotency-Key is claimed: a bad request claims no key.
+  const orderInput = routeInput((req) => parse(schemas.createOrder, req.body));
+  router.post('/orders', authenticated, orderInput, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
+    res.status(201).json(await deps.orders.place(userIdOf(req), orderInput.of(req), res.locals.logger));
   });
 
   router.get('/orders', authenticated, async (req, res) => {
@@ -57,13 +58,14 @@ export function publicRoutes(deps: ApiDeps): Router {
     res.json(await deps.orders.get(userIdOf(req), pathId(req.params.id, 'order')));
   });
 
+  const payInput = routeInput((req) => ({ orderId: pathId(req.params.id, 'order'), ...parse(schemas.pay, req.body) }));
   router.post(
     '/orders/:id/pay',
     authenticated,
-    idempotent(deps.idempotency, (req) => `pay:${String(req.params.id).slice(0, 40)}`),
+    payInput,
+    idempotent(deps.idempotency, (req) => `pay:${payInput.of(req).orderId}`),
     async (req, res) => {
-      const orderId = pathId(req.params.id, 'order');
-      const { payPassword } = parse(schemas.pay, req.body);
+      const { orderId, payPassword } = payInput.of(req);
       res.json(await deps.orders.pay(userIdOf(req), orderId, payPassword, res.locals.logger));
     },
   );
