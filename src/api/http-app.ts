@@ -1,6 +1,5 @@
 import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
-import { AppError } from '../errors';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { AsyncOrderIntake } from '../orders/async-orders';
@@ -14,6 +13,7 @@ import type { Users } from '../users/users';
 import { requireUser } from './auth';
 import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
+import { noRoute } from './no-route';
 import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
@@ -71,9 +71,7 @@ export function createOpsApp(deps: Pick<ApiDeps, 'health' | 'metrics' | 'logger'
   app.disable('x-powered-by');
   app.get('/livez', livez);
   mountHealthAndMetrics(app, deps);
-  app.use((req) => {
-    throw new AppError('NOT_FOUND', `no route ${req.method} ${req.path} (a worker serves /livez, /health and /metrics only)`);
-  });
+  app.use(noRoute(app, ' (a worker serves /livez, /health and /metrics only)'));
   app.use(errorHandler(deps.logger));
   return app;
 }
@@ -132,9 +130,7 @@ export function createHttpApp(deps: ApiDeps): Express {
   app.use(parseJson);
   app.use('/api/admin', adminRoutes(deps));
   app.use('/api', publicRoutes(deps));
-  app.use((req) => {
-    throw new AppError('NOT_FOUND', `no route ${req.method} ${req.path}`);
-  });
+  app.use(noRoute(app));
   app.use(errorHandler(deps.logger));
   return app;
 }

@@ -172,4 +172,35 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       expect(paid.status, paid.text).to.equal(200);
     });
   });
+
+  describe('Methods', () => {
+    const cases: Array<[string, string, string[], Record<string, string>?]> = [
+      ['DELETE', '/api/users', ['POST']],
+      ['GET', '/api/users', ['POST']],
+      ['POST', '/api/users/me', ['GET', 'HEAD']],
+      ['GET', '/api/orders/1/pay', ['POST']],
+      ['PUT', '/api/shows/1', ['GET', 'HEAD']],
+      ['DELETE', '/api/orders', ['GET', 'HEAD', 'POST']],
+      ['PATCH', '/api/orders/123', ['GET', 'HEAD']],
+      ['GET', '/api/payments/notify', ['POST']],
+      ['DELETE', '/api/admin/shows', ['POST'], ADMIN],
+      ['GET', '/api/admin/users/1/credits', ['POST'], ADMIN],
+      ['POST', '/livez', ['GET', 'HEAD']],
+      ['DELETE', '/metrics', ['GET', 'HEAD']],
+    ];
+    for (const [method, path, allow, headers] of cases) {
+      it(`When ${method} ${path} is sent, then 405 METHOD_NOT_ALLOWED with Allow: ${allow.join(', ')}`, async () => {
+        const reply = await expectRefused({ method, path, headers }, 405, 'METHOD_NOT_ALLOWED');
+        expect(reply.headers.allow).to.equal(allow.join(', '));
+      });
+    }
+
+    it('When a path is unknown, then 404 whatever the method', async () => {
+      for (const method of ['GET', 'POST', 'DELETE', 'PUT']) {
+        const reply = await expectRefused({ method, path: '/api/nothing-here' }, 404, 'NOT_FOUND');
+        expect(reply.headers.allow).to.equal(undefined);
+      }
+      await expectRefused({ method: 'DELETE', path: '/api/users/me/extra', headers: buyer.auth }, 404, 'NOT_FOUND');
+    });
+  });
 });
