@@ -18,6 +18,7 @@ import { adminRoutes } from './routes/admin';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
 import { jsonBody, requestIdOf } from './request';
+import { API_CACHE_CONTROL, securityHeaders } from './security-headers';
 import { prereadBodyError, soldOutFastPath } from './sold-out-fast-path';
 
 export interface HealthCheck {
@@ -69,6 +70,7 @@ function mountHealthAndMetrics(app: Express, deps: Pick<ApiDeps, 'health' | 'met
 export function createOpsApp(deps: Pick<ApiDeps, 'health' | 'metrics' | 'logger'>): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(securityHeaders);
   app.get('/livez', livez);
   mountHealthAndMetrics(app, deps);
   app.use(noRoute(app, ' (a worker serves /livez, /health and /metrics only)'));
@@ -90,6 +92,7 @@ export function createHttpApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(securityHeaders);
 
   // Liveness: the process alone, no dependency touched (the benchmarks' baseline).
   app.get('/livez', livez);
@@ -112,6 +115,10 @@ export function createHttpApp(deps: ApiDeps): Express {
   });
 
   mountHealthAndMetrics(app, deps);
+  app.use('/api', (_req, res, next) => {
+    res.set('Cache-Control', API_CACHE_CONTROL);
+    next();
+  });
 
   const parseJson = jsonBody();
   // The flash-sale route, ahead of the others. Its body may have been read by the sold-out fast

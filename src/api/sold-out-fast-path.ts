@@ -5,6 +5,7 @@ import { bearerUser } from './auth';
 import { errorBody } from './error-handler';
 import { AppError } from '../errors';
 import { BODY_LIMIT_BYTES, JSON_MAX_DEPTH, jsonTooDeep, nestedDeeperThan, requestIdOf } from './request';
+import { API_RESPONSE_HEADERS } from './security-headers';
 import { schemas } from './validation';
 
 /** Where the fast path leaves the parse error of a body it read but did not answer. */
@@ -75,6 +76,7 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
         const refusal = soldOut(order.data.showId);
         const payload = JSON.stringify(errorBody(refusal));
         res.writeHead(refusal.status, {
+          ...API_RESPONSE_HEADERS,
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(payload),
           'X-Request-Id': requestIdOf(req.headers['x-request-id']),

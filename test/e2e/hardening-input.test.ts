@@ -203,4 +203,61 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       await expectRefused({ method: 'DELETE', path: '/api/users/me/extra', headers: buyer.auth }, 404, 'NOT_FOUND');
     });
   });
+
+  describe('Security headers', () => {
+    const securityHeaderNames = ['x-content-type-options', 'referrer-policy', 'content-security-policy', 'strict-transport-security', 'x-frame-options', 'cross-origin-opener-policy', 'cross-origin-resource-policy'];
+
+    function expectSecurityHeaders(reply: RawReply, what: string) {
+      expect(reply.headers['x-content-type-options'], what).to.equal('nosniff');
+      expect(reply.headers['referrer-policy'], what).to.be.a('string').and.not.equal('');
+      const csp = String(reply.headers['content-security-policy']);
+      expect(csp, what).to.include("default-src 'self'");
+      expect(csp, what).to.include("script-src 'self'");
+      expect(csp, what).to.include("object-src 'none'");
+      expect(csp, what).to.not.include('unsafe-inline');
+      expect(csp, what).to.not.include('unsafe-eval');
+      expect(reply.headers['x-powered-by'], what).to.equal(undefined);
+    }
+
+    it('When any route answers, success or error, then it carries nosniff, a Referrer-Policy and a strict CSP', async () => {
+      const requests: RawRequest[] = [
+        { method: 'GET', path: '/livez' },
+        { method: 'GET', path: '/health' },
+        { method: 'GET', path: '/api/users/me', headers: buyer.auth },
+        { method: 'GET', path: '/api/nothing-here' },
+        { method: 'POST', path: '/api/users', headers: json, body: '{' },
+        { method: 'DELETE', path: '/api/users' },
+        { method: 'POST', path: '/api/payments/notify', headers: json, body: '{}' },
+      ];
+      for (const request of requests) expectSecurityHeaders(await send(request), `${request.method} ${request.path}`);
+    });
+
+    it('When a user or order route answers, then Cache-Control: no-store', async () => {
+      const requests: RawRequest[] = [
+        { method: 'GET', path: '/api/users/me', headers: buyer.auth },
+        { method: 'POST', path: '/api/users', headers: json, body: '{"name":"cc","payPassword":"secret123"}' },
+        { method: 'GET', path: '/api/orders', headers: buyer.auth },
+        { method: 'GET', path: `/api/orders/${orderId}`, headers: buyer.auth },
+        { method: 'GET', path: '/api/orders/999', headers: buyer.auth },
+        { method: 'POST', path: `/api/orders/${orderId}/cancel`, headers: buyer.auth },
+        { method: 'POST', path: `/api/orders/${orderId}/refund`, headers: buyer.auth },
+        { method: 'POST', path: `/api/orders/${orderId}/pay`, headers: { ...json, ...buyer.auth }, body: '{"payPassword":"nope"}' },
+        { method: 'GET', path: `/api/shows/${show.id}` },
+      ];
+      for (const request of requests) {
+        const reply = await send(request);
+        expect(reply.headers['cache-control'], `${request.method} ${request.path} -> ${reply.status}`).to.equal('no-store');
+      }
+    });
+
+    it('When the sold-out fast path answers, then it carries the same security headers as Express and no-store', async () => {
+      const fast = await send({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body: JSON.stringify({ showId: soldOutShowId, quantity: 1 }) });
+      expect(fast.status).to.equal(409);
+      expect(fast.body.error.code).to.equal('SOLD_OUT');
+      const viaExpress = await send({ method: 'GET', path: '/api/users/me', headers: buyer.auth });
+      expectSecurityHeaders(fast, 'fast path');
+      expect(fast.headers['cache-control']).to.equal('no-store');
+      for (const name of securityHeaderNames) expect(fast.headers[name], name).to.equal(viaExpress.headers[name]);
+    });
+  });
 });
