@@ -20,8 +20,8 @@ type Claim = { kind: 'new' } | { kind: 'replay'; status: number; body: unknown }
  * `Idempotency-Key` for requests that must not happen twice (placing and paying orders): the first
  * response to (user, route, key) is stored and replayed to retries for 24 h; the same key with
  * another body answers 422 IDEMPOTENCY_KEY_REUSED. A retry that arrives while the first request
- * still runs waits for its response. Server failures (5xx) and 429s are not stored: the request did
- * not take effect as a whole, so a retry runs it again. Bodies are compared by an HMAC (the pay body
+ * still runs waits for its response. Server failures (5xx), 429s and 400s are not stored: the
+ * request did not take effect as a whole, so a retry runs it again. Bodies are compared by an HMAC (the pay body
  * holds a password: only a keyed hash of it is stored).
  */
 export class IdempotencyStore {
@@ -76,9 +76,10 @@ export class IdempotencyStore {
 
   async complete(userId: string, scope: string, key: string, status: number, body: unknown): Promise<void> {
     const where = { user_id: userId, scope, idem_key: key, status: 'IN_PROGRESS' };
-    // Not a result of the request but a state of the service (a failure, a rate limit): a retry
-    // must run it again rather than replay it.
-    if (status >= 500 || status === 429) {
+    // Not a result of the request but a state of the service (a failure, a rate limit), or bad
+    // input found after the claim (a seat of another show): nothing took effect, and bad input
+    // writes nothing, so the key is given back and a retry runs again rather than replays.
+    if (status >= 500 || status === 429 || status === 400) {
       await this.db('idempotency_keys').where(where).delete();
       return;
     }

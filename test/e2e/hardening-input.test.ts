@@ -15,6 +15,7 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
   const iso = isolate('harden');
   let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'], freshSeats: Sale['freshSeats'];
   let soldOutShowId: string;
+  let seatOfAnotherShow: string;
   let orderId: string;
 
   before(async () => {
@@ -24,6 +25,7 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     orderId = (await api.order(buyer, show.id, freshSeats(1))).id;
     const tiny = await api.createShow(1, 1);
     soldOutShowId = tiny.id;
+    seatOfAnotherShow = tiny.seatIds[0];
     const first = await api.post('/api/orders/async', { showId: tiny.id, quantity: 1 }, buyer.auth);
     expect(first.status, JSON.stringify(first.body)).to.equal(202);
     const other = await api.createUser('bob');
@@ -159,6 +161,13 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       const headers = { ...json, ...buyer.auth, 'Idempotency-Key': 'fix-me-order' };
       await expectRefused({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: [] }) }, 400, 'VALIDATION_FAILED');
       await expectRefused({ method: 'POST', path: '/api/orders', headers, body: '{"showId":' }, 400, 'MALFORMED_JSON');
+      const fixed = await send({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: freshSeats(1) }) });
+      expect(fixed.status, fixed.text).to.equal(201);
+    });
+
+    it('When an order with an Idempotency-Key names a seat of another show (found after the claim), then its 400 is not stored and the corrected retry runs', async () => {
+      const headers = { ...json, ...buyer.auth, 'Idempotency-Key': 'fix-me-seats' };
+      await expectRefused({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: [seatOfAnotherShow] }) }, 400, 'VALIDATION_FAILED');
       const fixed = await send({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: freshSeats(1) }) });
       expect(fixed.status, fixed.text).to.equal(201);
     });
