@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { dropNamespace } from '../tools/drop-namespace';
 
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga';
 const MAIN = path.join(__dirname, '../dist/main.js');
-const READY = /seat-saga listening on (http:\/\/[\d.:[\]]+)|seat-saga worker running/;
+const READY = /seat-saga listening on (http:\/\/[\d.:[\]]+)|seat-saga worker running.*?"metrics":"(http:\/\/[^"]+)\/metrics"/;
 
 /**
  * Short timings, so that expiry, the sweeper and the reconciler all act while the drill runs.
@@ -43,6 +43,8 @@ export interface ChaosProcess {
   role: 'api' | 'worker';
   port: number;
   url: string | null;
+  /** Where it answers /health: the API's own port, the worker's WORKER_PORT (a new one each start). */
+  opsUrl: string | null;
   child: ChildProcess | null;
   alive: boolean;
   /** Set while the drill kills or stops it on purpose. */
@@ -116,6 +118,10 @@ export class Deployment {
   /** API 1 first (it creates the database and migrates), then API 2 and the worker. */
   async start(): Promise<void> {
     await dropNamespace(this.target()).catch(() => {}); // a leftover of the same id, should there be one
+    // Only the last drill's logs are kept (one drill runs at a time, under the services lock).
+    for (const file of readdirSync(os.tmpdir())) {
+      if (/^seat-saga-chaos-[0-9a-f]{6}-.*\.log$/.test(file) && !file.startsWith(this.namespace)) rmSync(path.join(os.tmpdir(), file), { force: true });
+    }
     const [port1, port2] = [await freePort(), await freePort()];
     const api1 = this.define('api-1', 'api', port1);
     const api2 = this.define('api-2', 'api', port2);
@@ -125,7 +131,7 @@ export class Deployment {
   }
 
   private define(name: string, role: 'api' | 'worker', port: number): ChaosProcess {
-    const proc: ChaosProcess = { name, role, port, url: null, child: null, alive: false, expectingExit: false, spawns: 0, logFiles: [] };
+    const proc: ChaosProcess = { name, role, port, url: null, opsUrl: null, child: null, alive: false, expectingExit: false, spawns: 0, logFiles: [] };
     this.processes.push(proc);
     return proc;
   }
@@ -174,6 +180,7 @@ export class Deployment {
       const match = READY.exec(readFileSync(logFile, 'utf8'));
       if (match) {
         proc.url = proc.role === 'api' ? `http://127.0.0.1:${proc.port}` : null;
+        proc.opsUrl = proc.url ?? match[2] ?? null;
         proc.alive = true;
         return;
       }
@@ -249,6 +256,22 @@ export class Deployment {
   /** Drops the database, the namespace's queues and exchanges, and its Redis keys. */
   drop(): Promise<void> {
     return dropNamespace(this.target());
+  }
+
+  /** `/health` of every process (200 = connected to MariaDB, Redis and RabbitMQ), by name. */
+  async health(): Promise<Record<string, number | string>> {
+    const answers: Record<string, number | string> = {};
+    for (const proc of this.processes) {
+      if (!proc.alive || !proc.opsUrl) {
+        answers[proc.name] = 'not running';
+        continue;
+      }
+      answers[proc.name] = await fetch(`${proc.opsUrl}/health`, { signal: AbortSignal.timeout(5_000) }).then(
+        (res) => res.status,
+        (err) => String((err as Error).message),
+      );
+    }
+    return answers;
   }
 
   /** Every log file of every process, in start order. */

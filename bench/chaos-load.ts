@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -130,6 +131,8 @@ export interface LoadOptions {
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)];
 const chance = (p: number) => Math.random() < p;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Per load loop: did its last step get a 503 (then it waits as Retry-After says)? */
+const loopState = new AsyncLocalStorage<{ got503: boolean }>();
 
 const FAILPOINTS: Array<{ name: string; setting: { action: string; count?: number; ms?: number } }> = [
   { name: 'order.order_add.after', setting: { action: 'throw', count: 3 } },
@@ -181,6 +184,10 @@ export class Load {
       }
       const reply = { status: res.status, body: parsed, headers: res.headers };
       this.recorder.record(op, reply);
+      if (reply.status === 503) {
+        const state = loopState.getStore();
+        if (state) state.got503 = true;
+      }
       return reply;
     } catch (err) {
       this.recorder.record(op, null, err);
@@ -241,9 +248,12 @@ export class Load {
   /** `concurrency` loops until stop(); each request waits for its answer (bounded by a timeout). */
   async run(concurrency: number, maxRequests: number): Promise<void> {
     const loop = async () => {
+      const state = { got503: false };
       while (!this.stopped && this.recorder.total < maxRequests) {
-        await this.step().catch(() => {});
-        await sleep(5 + Math.random() * 25);
+        state.got503 = false;
+        await loopState.run(state, () => this.step()).catch(() => {});
+        // A well-behaved client: after a 503 it waits what Retry-After says (1 s), with jitter.
+        await sleep(state.got503 ? 1_000 + Math.random() * 1_000 : 5 + Math.random() * 25);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));
@@ -361,7 +371,8 @@ export class Load {
     const pending = this.ordersIn(buyer, 'PENDING_PAYMENT').filter((o) => chance(0.1) || Date.now() - o.at < this.options.paymentWindowMs);
     if (pending.length === 0) return this.syncOrder(buyer);
     const order = pick(pending);
-    const wrong = chance(0.12);
+    // Four buyers in forty are clumsy (half their pays mistyped: TOO_MANY_ATTEMPTS lock-outs).
+    const wrong = chance(buyer.index % 10 === 3 ? 0.5 : 0.05);
     const body = { payPassword: wrong ? `wrong-${buyer.payPassword}` : buyer.payPassword };
     const path = `/api/orders/${order.id}/pay`;
     const op = wrong ? 'pay (wrong password)' : 'pay';

@@ -287,24 +287,27 @@ async function main(): Promise<number> {
     stores = openStores(connectionOf(dep.database), dep.env.REDIS_URL, dep.namespace);
     const settleStarted = Date.now();
     let left: Remaining | null = null;
+    let health: Record<string, number | string> = {};
     let settled = false;
+    const healthy = () => Object.values(health).every((status) => status === 200);
     for (let lastLog = 0; Date.now() - settleStarted < settings.settleSeconds * 1000; ) {
       left = await remaining(stores, showIds, load.acks.accepted).catch((err) => {
         log(`settle check failed (retrying): ${(err as Error).message}`);
         return null;
       });
-      if (left && isSettled(left)) {
+      health = await dep.health();
+      if (left && isSettled(left) && healthy()) {
         settled = true;
         break;
       }
       if (Date.now() - lastLog > 5_000) {
         lastLog = Date.now();
-        log(`settling: ${JSON.stringify(left)}`);
+        log(`settling: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}${left?.outboxUnsent ? `; unsent outbox rows: ${await unsentOutbox(stores)}` : ''}`);
       }
       await sleep(500);
     }
     const settleMs = Date.now() - settleStarted;
-    log(settled ? `settled after ${(settleMs / 1000).toFixed(1)} s` : `!! not settled after ${settings.settleSeconds} s: ${JSON.stringify(left)}`);
+    log(settled ? `settled after ${(settleMs / 1000).toFixed(1)} s` : `!! not settled after ${settings.settleSeconds} s: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}`);
 
     // --- checks --------------------------------------------------------------------------------
     const seats = await checkSeats(stores);
@@ -337,6 +340,7 @@ async function main(): Promise<number> {
       dlq,
       recovery,
       unexpectedExits: dep.unexpectedExits.length,
+      health,
       serverErrors,
       timings: dep.timings,
     };
@@ -382,6 +386,8 @@ interface RunResult {
   dlq: DlqReport;
   recovery: RecoveryReport | null;
   unexpectedExits: number;
+  /** /health of every process once settled (or when the settle wait gave up). */
+  health: Record<string, number | string>;
   serverErrors: Map<string, number>;
   timings: Record<string, string>;
 }
@@ -404,6 +410,8 @@ function verdict(r: RunResult): string[] {
   if (r.load.acks.idempotencyMismatches.length > 0) failed.push(`Idempotency-Key replays that differ: ${r.load.acks.idempotencyMismatches.length}`);
   if (r.outboxLeft > 0) failed.push(`outbox not drained: ${r.outboxLeft}`);
   if (!r.settled) failed.push(`not settled within ${settings.settleSeconds} s`);
+  const unhealthy = Object.entries(r.health).filter(([, status]) => status !== 200);
+  if (unhealthy.length > 0) failed.push(`processes not healthy after the faults: ${unhealthy.map(([name, status]) => `${name} ${status}`).join(', ')}`);
   const faultErrors = r.faults.filter((f) => f.error);
   if (faultErrors.length > 0) failed.push(`faults that went wrong: ${faultErrors.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
   if (settings.strict && r.load.recorder.unexpected5xxCount > 0) failed.push(`strict: ${r.load.recorder.unexpected5xxCount} 5xx other than 503 that no failpoint explains`);
@@ -440,6 +448,7 @@ function render(r: RunResult, failures: string[]): string {
     `outbox unsent             ${r.outboxLeft}`,
     `DB return → last saga end ${r.recovery?.dbReturnToLastSagaEndedMs != null ? `${fmt(r.recovery.dbReturnToLastSagaEndedMs)} ms (${r.recovery.sagasEndedAfterOutage} sagas begun before it ended after the outage)` : 'n/a (no MariaDB outage)'}`,
     `process exits not asked   ${r.unexpectedExits}`,
+    `/health after settling    ${Object.entries(r.health).map(([name, status]) => `${name} ${status}`).join(', ')}`,
     `no answer, by cause       ${[...rec.noAnswer.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${k} ${v}`).join('; ') || 'none'}`,
     `5xx logged by the service (top):`,
     ...(r.serverErrors.size ? top(r.serverErrors, 8) : ['    none']),
@@ -449,6 +458,17 @@ function render(r: RunResult, failures: string[]): string {
     failures.length === 0 ? 'verdict                   PASS: every invariant holds' : `verdict                   FAIL:\n${failures.map((f) => `    - ${f}`).join('\n')}`,
   ];
   return lines.join('\n');
+}
+
+/** Unsent outbox rows by exchange and routing key, and whether a relay holds them under its lease. */
+async function unsentOutbox(stores: Stores): Promise<string> {
+  const rows: Array<{ exchange: string; routing_key: string; leased: number; c: string }> = await stores
+    .db('outbox')
+    .whereNull('sent_at')
+    .groupBy('exchange', 'routing_key', 'leased')
+    .select('exchange', 'routing_key', stores.db.raw('(claimed_until IS NOT NULL AND claimed_until > UTC_TIMESTAMP(3)) AS leased'), stores.db.raw('COUNT(*) AS c'))
+    .catch(() => []);
+  return rows.map((r) => `${r.exchange}/${r.routing_key}${Number(r.leased) ? ' (leased)' : ''} ×${r.c}`).join(', ');
 }
 
 /** "order: 201 ×812, 409 SEATS_TAKEN ×97, …" per operation, busiest first. */
