@@ -4,11 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildSync } from 'esbuild';
 import knex, { type Knex } from 'knex';
+import { topologyOf } from '../src/app';
 import { loadConfig, type Role } from '../src/config';
-import { buildTopology, topologyNames } from '../src/messaging/topology';
-import { RELEASE_ROUTE } from '../src/orders/order-release';
-import { orderSaga } from '../src/sagas/order-saga';
-import { paySaga } from '../src/sagas/pay-saga';
+import { topologyNames } from '../src/messaging/topology';
 import { TokenSigner } from '../src/users/tokens';
 import { hashPayPassword } from '../src/users/users';
 import { dropNamespace } from '../tools/drop-namespace';
@@ -199,9 +197,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
  * them, is not on every machine.
  */
 function dropEverything(env: Record<string, string>, database: string): Promise<void> {
-  const config = loadConfig(env);
-  // Only the steps' tags and listeners are read, never their actions: no dependency is needed.
-  const routes = [...orderSaga({} as Parameters<typeof orderSaga>[0]).steps, ...paySaga({} as Parameters<typeof paySaga>[0]).steps, RELEASE_ROUTE];
-  const topology = buildTopology({ namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS }, routes);
+  const topology = topologyOf(loadConfig(env));
   return dropNamespace({ namespace: env.NAMESPACE, database, databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, amqpUrl: env.AMQP_URL, known: topologyNames(topology) });
 }

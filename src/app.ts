@@ -15,7 +15,7 @@ import { connectRedis, createRedis, type RedisClient } from './db/redis';
 import { SeatInventory } from './inventory/seat-inventory';
 import { Broker } from './messaging/broker';
 import { OutboxRelay } from './messaging/outbox';
-import { buildTopology, type Topology } from './messaging/topology';
+import { buildTopology, type CompensationRoute, type Topology } from './messaging/topology';
 import { createLogger, type Logger } from './observability/logger';
 import { createMetrics, type Metrics } from './observability/metrics';
 import { OrderExpiry } from './orders/expiry';
@@ -26,6 +26,7 @@ import { Orders } from './orders/orders';
 import { ReservationReconciler } from './orders/reservation-reconciler';
 import { ReservationLog } from './orders/reservations';
 import { PaymentNotifications } from './payments/notifications';
+import { DeadLetterResolver } from './compensation/dead-letters';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
 import { paySaga } from './sagas/pay-saga';
@@ -64,6 +65,19 @@ export interface App {
 export interface StartOptions {
   logger?: Logger;
   clock?: Clock;
+}
+
+/**
+ * The service's RabbitMQ topology for `config`. Without `routes`, they come from the saga
+ * definitions' tags and listeners alone (their actions are never called), for tools and
+ * benchmarks that need the names without running anything.
+ */
+export function topologyOf(config: Config, routes?: readonly CompensationRoute[]): Topology {
+  const allRoutes = routes ?? [...orderSaga({} as Parameters<typeof orderSaga>[0]).steps, ...paySaga({} as Parameters<typeof paySaga>[0]).steps, RELEASE_ROUTE];
+  return buildTopology(
+    { namespace: config.NAMESPACE, retryDelaysMs: config.RETRY_DELAYS_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS, queueType: config.QUEUE_TYPE },
+    allRoutes,
+  );
 }
 
 /**
@@ -107,10 +121,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     order: orderSaga({ db, inventory, scheduleExpiry: (trx, order) => expiry.scheduleInTransaction(trx, [order]) }),
     pay: paySaga({ db, passwords, clock }),
   };
-  const topology = buildTopology(
-    { namespace: config.NAMESPACE, retryDelayMs: config.RETRY_DELAY_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS, queueType: config.QUEUE_TYPE },
-    [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE],
-  );
+  const topology = topologyOf(config, [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE]);
   const broker = new Broker({
     url: config.AMQP_URL,
     connectionName,
@@ -201,6 +212,15 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     async () => void (await reservationReconciler.reconcileOnce()),
     logger,
   );
+  const deadLetters = new DeadLetterResolver({ db, broker, topology, logger, onResolved: (queue, n) => metrics.deadLettersResolved.inc({ queue }, n) });
+  const resolvingDeadLetters = new Periodic(
+    'dead-letter resolver',
+    config.DEAD_LETTER_RESOLVE_MS,
+    async () => {
+      if (broker.isConnected) await deadLetters.resolveOnce();
+    },
+    logger,
+  );
   const waiters = new AsyncOrderWaiters(redis, reservations.channel, logger);
   if (!payments.enabled) logger.warn('PAYMENT_NOTIFY_SECRET not set: the payment callback /api/payments/notify is off');
 
@@ -263,6 +283,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     await expiry.startKeyspaceSubscriber();
     sweeping.start();
     reconciling.start();
+    resolvingDeadLetters.start();
     reconcilingReservations.start();
   }
 
@@ -358,7 +379,9 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       await closed;
     }
     await broker.stopConsuming();
+    engine.stop();
     await sweeping.stop();
+    await resolvingDeadLetters.stop();
     await reconciling.stop();
     await reconcilingReservations.stop();
     await expiry.stop();

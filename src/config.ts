@@ -95,9 +95,22 @@ const schema = z.object({
   // is declared: switching means deleting the namespace's queues once, while the service is stopped.
   QUEUE_TYPE: z.enum(['classic', 'quorum']).default('classic'),
   OUTBOX_POLL_MS: integer(10).default(500),
-  // Delay before a failed message is delivered again, and how many deliveries it gets in all.
-  RETRY_DELAY_MS: integer(10).default(2_000),
-  MAX_DELIVERIES: integer(1, 100).default(5),
+  // The waits before a failed message is delivered again, shortest first; the last one repeats
+  // until the message had MAX_DELIVERIES deliveries, then it goes to its DLQ. The defaults keep a
+  // message ~21 minutes (1 s, 10 s, 1 min, then 5 min four times): a database or broker restart
+  // parks nothing. RETRY_DELAY_MS (one fixed wait), from earlier versions, is still read when
+  // RETRY_DELAYS_MS is unset.
+  RETRY_DELAYS_MS: z
+    .string()
+    .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, e.g. 1000,10000,60000,300000')
+    .transform((value) => value.split(',').map((v) => Number(v.trim())))
+    .pipe(z.array(z.number().int().min(10, 'each delay must be at least 10 ms').max(24 * 3600 * 1000)).max(10, 'at most 10 tiers'))
+    .optional(),
+  RETRY_DELAY_MS: integer(10).optional(),
+  MAX_DELIVERIES: integer(1, 100).default(8),
+  // How often workers take out of the DLQs what was settled since (a compensation redone by the
+  // sweeper, an order expired by the sweep, a reservation released by the reconciler).
+  DEAD_LETTER_RESOLVE_MS: integer(100).default(30_000),
   LISTENER_PREFETCH: integer(1, 10_000).default(32),
   DB_POOL_MAX: integer(1, 500).default(20),
   SHUTDOWN_TIMEOUT_MS: integer(100).default(20_000),
@@ -105,8 +118,11 @@ const schema = z.object({
 
 export type Role = 'all' | 'api' | 'worker';
 
-export type Config = Omit<z.output<typeof schema>, 'ADMIN_TOKEN'> & {
+const DEFAULT_RETRY_DELAYS_MS = [1_000, 10_000, 60_000, 300_000];
+
+export type Config = Omit<z.output<typeof schema>, 'ADMIN_TOKEN' | 'RETRY_DELAYS_MS' | 'RETRY_DELAY_MS'> & {
   ADMIN_TOKEN: string;
+  RETRY_DELAYS_MS: number[];
   /** True when ADMIN_TOKEN was generated at start (it is logged once). */
   adminTokenGenerated: boolean;
 };
@@ -140,8 +156,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   const adminTokenGenerated = parsed.data.ADMIN_TOKEN === undefined;
+  const { RETRY_DELAY_MS, ...rest } = parsed.data;
   return {
-    ...parsed.data,
+    ...rest,
+    RETRY_DELAYS_MS: rest.RETRY_DELAYS_MS ?? (RETRY_DELAY_MS !== undefined ? [RETRY_DELAY_MS] : DEFAULT_RETRY_DELAYS_MS),
     ADMIN_TOKEN: parsed.data.ADMIN_TOKEN ?? randomBytes(24).toString('base64url'),
     adminTokenGenerated,
   };

@@ -63,18 +63,31 @@ export function serviceUnavailable(dependency: string, cause: unknown): AppError
 const MYSQL_CONNECTION_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
+  'ECONNABORTED',
   'ETIMEDOUT',
   'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
   'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
   'ER_CON_COUNT_ERROR',
   'ER_SERVER_SHUTDOWN',
+  'ER_CONNECTION_KILLED',
+  'ER_QUERY_INTERRUPTED',
+  'ER_NET_READ_ERROR',
+  'ER_NET_WRITE_INTERRUPTED',
 ]);
 
 /** True for errors that mean "the database is not reachable", as opposed to a bad statement. */
 export function isDatabaseUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const code = (err as { code?: string }).code;
+  const { code, fatal } = err as { code?: string; fatal?: boolean };
   if (code && MYSQL_CONNECTION_CODES.has(code)) return true;
+  // mysql2 marks every error that killed the connection fatal, some without a code (a command
+  // sent on a connection the server closed mid-transaction: "Can't add new command when
+  // connection is in closed state").
+  if (fatal === true) return true;
   // knex/tarn: the pool could not hand out a connection in time.
   return err.name === 'KnexTimeoutError' || /Knex: Timeout acquiring a connection/.test(err.message);
 }

@@ -262,32 +262,62 @@ export class Broker {
   }
 
   private async handle(live: LiveChannel, spec: ConsumerSpec, msg: ConsumeMessage): Promise<void> {
-    const { logger } = this.options;
     const delivery = readDelivery(msg, spec.queue.name);
     if (!delivery) {
       await this.deadLetter(live, spec.queue, msg, 'unreadable', 'message body is not JSON');
       return;
     }
-    const { deliveryCount } = delivery;
     try {
       await spec.handler(delivery);
       ack(live, msg);
     } catch (err) {
       const unprocessable = err instanceof UnprocessableMessageError;
-      if (unprocessable || deliveryCount >= spec.maxDeliveries) {
+      if (unprocessable || delivery.deliveryCount >= spec.maxDeliveries) {
         await this.deadLetter(live, spec.queue, msg, unprocessable ? 'unprocessable' : 'retries-exhausted', errorMessage(err));
       } else {
-        logger.warn('message handling failed, will retry', {
-          queue: spec.queue.name,
-          routingKey: msg.fields.routingKey,
-          deliveryCount,
-          maxDeliveries: spec.maxDeliveries,
-          error: errorMessage(err),
-        });
-        // Rejected without requeue: the queue dead-letters it into its .retry queue.
-        nack(live, msg, false);
+        await this.retryLater(live, spec, msg, delivery, errorMessage(err));
       }
     }
+  }
+
+  /**
+   * Moves a failed message into the retry tier for its delivery count, with the count, its
+   * original exchange and routing key and the error in its headers; acks it once the broker has
+   * confirmed the copy (a crash in between delivers it twice: handlers are idempotent). Should
+   * the copy fail, the message is rejected instead and dead-letters into the first tier.
+   */
+  private async retryLater(live: LiveChannel, spec: ConsumerSpec, msg: ConsumeMessage, delivery: Delivery, error: string): Promise<void> {
+    const tiers = spec.queue.retryTiers;
+    const tier = tiers[Math.min(delivery.deliveryCount, tiers.length) - 1];
+    this.options.logger.warn('message handling failed, will retry', {
+      queue: spec.queue.name,
+      routingKey: delivery.routingKey,
+      sagaId: sagaIdOf(delivery),
+      deliveryCount: delivery.deliveryCount,
+      maxDeliveries: spec.maxDeliveries,
+      retryInMs: tier.delayMs,
+      error,
+    });
+    const headers = {
+      ...msg.properties.headers,
+      [DELIVERIES_HEADER]: delivery.deliveryCount,
+      'x-original-exchange': originalExchange(msg),
+      'x-original-routing-key': delivery.routingKey,
+      'x-last-error': error.slice(0, 1000),
+    };
+    try {
+      await this.publishRaw(this.options.deadLetterExchange, tier.queue, msg.content, {
+        persistent: true,
+        messageId: msg.properties.messageId,
+        contentType: msg.properties.contentType,
+        timestamp: msg.properties.timestamp,
+        headers,
+      });
+    } catch {
+      nack(live, msg, false);
+      return;
+    }
+    ack(live, msg);
   }
 
   /**
@@ -378,8 +408,8 @@ export class Broker {
       'x-dlq-error': error.slice(0, 1000),
       'x-dlq-queue': queue.name,
       'x-dlq-at': new Date().toISOString(),
-      'x-original-exchange': firstDeath(msg)?.exchange ?? msg.fields.exchange,
-      'x-original-routing-key': firstDeath(msg)?.['routing-keys']?.[0] ?? msg.fields.routingKey,
+      'x-original-exchange': originalExchange(msg),
+      'x-original-routing-key': originalRoutingKey(msg),
     };
     try {
       await this.publishRaw(this.options.deadLetterExchange, queue.deadLetterQueue, msg.content, {
@@ -399,7 +429,8 @@ export class Broker {
       dlq: queue.deadLetterQueue,
       reason,
       error,
-      routingKey: msg.fields.routingKey,
+      routingKey: originalRoutingKey(msg),
+      sagaId: sagaIdOf(readDelivery(msg, queue.name)),
       messageId: msg.properties.messageId,
     });
     this.options.onDeadLettered?.(queue.name, reason);
@@ -523,7 +554,7 @@ function readDelivery(msg: ConsumeMessage, queueName: string): Delivery | null {
   }
   return {
     body,
-    routingKey: msg.fields.routingKey,
+    routingKey: originalRoutingKey(msg),
     deliveryCount: deliveriesSoFar(msg, queueName) + 1,
     redelivered: msg.fields.redelivered,
     messageId: msg.properties.messageId,
@@ -558,11 +589,37 @@ function firstDeath(msg: ConsumeMessage): Death | undefined {
   return Array.isArray(deaths) && deaths.length > 0 ? (deaths.at(-1) as Death) : undefined;
 }
 
-/** Deliveries that ended in a rejection from this queue, as counted by the broker in x-death. */
+/** Where the message was first published to, before any retry or dead-lettering. */
+function originalExchange(msg: ConsumeMessage): string {
+  const header = msg.properties.headers?.['x-original-exchange'];
+  return typeof header === 'string' ? header : (firstDeath(msg)?.exchange ?? msg.fields.exchange);
+}
+
+/** The routing key it was first published with (a compensation's tag), not a retry queue's name. */
+function originalRoutingKey(msg: ConsumeMessage): string {
+  const header = msg.properties.headers?.['x-original-routing-key'];
+  return typeof header === 'string' ? header : (firstDeath(msg)?.['routing-keys']?.[0] ?? msg.fields.routingKey);
+}
+
+const sagaIdOf = (delivery: Delivery | null): string | undefined => {
+  const sagaId = (delivery?.body as { sagaId?: unknown } | null)?.sagaId;
+  return typeof sagaId === 'string' ? sagaId : undefined;
+};
+
+/** Deliveries a message has had, as a consumer moving it into a retry tier counted them. */
+export const DELIVERIES_HEADER = 'x-deliveries';
+
+/**
+ * Deliveries that ended in a failure so far: the count a consumer wrote when it moved the
+ * message into a retry tier, or the broker's count of rejections from this queue (x-death),
+ * whichever is higher (a copy that could not be made falls back to a rejection: never fewer
+ * retries than configured, at most one more).
+ */
 export function deliveriesSoFar(msg: Pick<ConsumeMessage, 'properties'>, queue: string): number {
+  const counted = Number(msg.properties.headers?.[DELIVERIES_HEADER] ?? 0);
   const deaths = msg.properties.headers?.['x-death'];
-  if (!Array.isArray(deaths)) return 0;
-  return deaths
-    .filter((death: Death) => death.queue === queue && death.reason === 'rejected')
-    .reduce((sum: number, death: Death) => sum + Number(death.count ?? 0), 0);
+  const rejected = Array.isArray(deaths)
+    ? deaths.filter((death: Death) => death.queue === queue && death.reason === 'rejected').reduce((sum: number, death: Death) => sum + Number(death.count ?? 0), 0)
+    : 0;
+  return Math.max(Number.isFinite(counted) ? counted : 0, rejected);
 }

@@ -51,6 +51,11 @@ export class OutboxRelay {
   private loop: Promise<void> | null = null;
   private lastPurge = 0;
   private readonly relayId = randomUUID();
+  /**
+   * Claims of this relay whose pass failed halfway (the database went away between the claim and
+   * marking the rows sent): taken again at once, rather than when their lease runs out.
+   */
+  private readonly unfinishedClaims = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -111,13 +116,23 @@ export class OutboxRelay {
   async drainOnce(batchSize = 200): Promise<number> {
     const claim = randomUUID();
     const leaseMs = this.options.leaseMs ?? 30_000;
+    const ownEarlier = [...this.unfinishedClaims];
+    this.unfinishedClaims.add(claim);
+    // A claim that failed with the database away may or may not have committed; during a long
+    // outage only the most recent ones are worth asking for (older ones wait out their lease).
+    if (this.unfinishedClaims.size > 50) this.unfinishedClaims.delete(ownEarlier[0]);
     const claimed = await this.db.raw(
       `UPDATE outbox SET claimed_by = ?, claimed_until = NOW(3) + INTERVAL ? MICROSECOND, attempts = attempts + 1
-        WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < NOW(3))
+        WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < NOW(3)${ownEarlier.length ? ` OR claimed_by IN (${ownEarlier.map(() => '?').join(',')})` : ''})
         ORDER BY id LIMIT ?`,
-      [claim, leaseMs * 1000, batchSize],
+      [claim, leaseMs * 1000, ...ownEarlier, batchSize],
     );
-    if (claimed[0].affectedRows === 0) return 0;
+    // Rows of the earlier claims that this one did not take (past the batch size) are still theirs.
+    if (claimed[0].affectedRows < batchSize) for (const earlier of ownEarlier) this.unfinishedClaims.delete(earlier);
+    if (claimed[0].affectedRows === 0) {
+      this.unfinishedClaims.delete(claim);
+      return 0;
+    }
     const rows: Array<{ id: string; exchange: string; routing_key: string; message_id: string; payload: string }> =
       await this.db('outbox').select('id', 'exchange', 'routing_key', 'message_id', 'payload').where({ claimed_by: claim }).whereNull('sent_at');
 
@@ -139,6 +154,7 @@ export class OutboxRelay {
         .whereIn('id', failed.map((row) => row.id))
         .update({ claimed_by: null, claimed_until: null, last_error: errorMessage(reason).slice(0, 1000) });
     }
+    this.unfinishedClaims.delete(claim);
     if (sent.length > 0) this.options.onPublished?.(sent.length);
     return sent.length;
   }

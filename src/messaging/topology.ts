@@ -4,12 +4,16 @@
  * run) never see each other's messages.
  *
  *   <ns>.compensation (topic)  --tag-->  <ns>.compensation.<listener>          (work queue)
- *   <ns>.dead-letter  (direct) --<q>.retry-->  <q>.retry   (wait RETRY_DELAY_MS, then back to <q>)
- *   <ns>.dead-letter  (direct) --<q>.dlq-->    <q>.dlq     (exhausted or unreadable messages)
+ *   <ns>.dead-letter  (direct) --<q>.retry-->          <q>.retry           (1st retry tier, e.g. 1 s)
+ *   <ns>.dead-letter  (direct) --<q>.retry-<ms>ms-->   <q>.retry-<ms>ms    (later tiers: 10 s, 1 min, 5 min)
+ *   <ns>.dead-letter  (direct) --<q>.dlq-->            <q>.dlq             (exhausted or unreadable messages)
  *
- * A work queue dead-letters rejected messages into its `.retry` queue, whose message TTL sends
- * them back to the work queue through the default exchange. The broker counts each round trip in
- * the message's `x-death` header, which is how consumers know how many deliveries a message had.
+ * Retries wait longer and longer (RETRY_DELAYS_MS), so an outage of several minutes parks nothing
+ * in a DLQ. RabbitMQ 3.10 has no delayed-message plugin and expires messages only at the head of
+ * a queue, so each delay is a queue of its own whose message TTL sends its messages back to the
+ * work queue through the default exchange. A consumer moves a failed message into the tier for
+ * its delivery count (a confirmed publish, then the ack) and counts deliveries in a header of
+ * its own. A message rejected outright still dead-letters into the first tier (`.retry`).
  *
  * Unpaid-order expiry, the durable trigger (RabbitMQ 3.10 has no delayed-message plugin):
  *
@@ -45,10 +49,13 @@ export interface QueueSpec {
   bindings: Array<{ exchange: string; routingKey: string }>;
 }
 
-/** A queue that a consumer reads, with the names of its retry and dead-letter twins. */
+/** A queue that a consumer reads, with the names of its retry tiers and dead-letter twin. */
 export interface WorkQueue {
   name: string;
+  /** The first retry tier, where rejected messages dead-letter to. */
   retryQueue: string;
+  /** Every retry tier, shortest first: the n-th failed delivery waits in tier min(n, last). */
+  retryTiers: Array<{ queue: string; delayMs: number }>;
   deadLetterQueue: string;
 }
 
@@ -73,37 +80,38 @@ export interface Topology {
 
 export interface TopologyOptions {
   namespace: string;
-  retryDelayMs: number;
+  /** RETRY_DELAYS_MS: the wait before each retry, shortest first (the last one repeats). */
+  retryDelaysMs: readonly number[];
   /** PAYMENT_WINDOW_MS: the delay of the expiry wait queue. */
   paymentWindowMs: number;
   /** QUEUE_TYPE: classic (default) or quorum (replicated, for a RabbitMQ cluster). */
   queueType?: 'classic' | 'quorum';
 }
 
-export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
+export function buildTopology({ namespace: ns, retryDelaysMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
   const compensation = `${ns}.compensation`;
   const deadLetter = `${ns}.dead-letter`;
   const declaredQueues: QueueSpec[] = [];
+  if (retryDelaysMs.length === 0) throw new Error('at least one retry delay is needed');
 
-  const workQueue = (name: string, bindings: QueueSpec['bindings']): WorkQueue => {
-    const queue = { name, retryQueue: `${name}.retry`, deadLetterQueue: `${name}.dlq` };
-    declaredQueues.push(
-      {
-        name,
-        arguments: { 'x-dead-letter-exchange': deadLetter, 'x-dead-letter-routing-key': queue.retryQueue },
-        bindings,
-      },
-      {
-        name: queue.retryQueue,
-        arguments: {
-          'x-message-ttl': retryDelayMs,
-          'x-dead-letter-exchange': '',
-          'x-dead-letter-routing-key': name,
-        },
-        bindings: [{ exchange: deadLetter, routingKey: queue.retryQueue }],
-      },
-      { name: queue.deadLetterQueue, arguments: {}, bindings: [{ exchange: deadLetter, routingKey: queue.deadLetterQueue }] },
-    );
+  /** A work queue with its retry tiers (`delays`, or only the first) and its DLQ. */
+  const workQueue = (name: string, bindings: QueueSpec['bindings'], delays: readonly number[] = retryDelaysMs): WorkQueue => {
+    // The first tier keeps the plain `.retry` name: it is where the work queue dead-letters to.
+    const retryTiers = [...new Set(delays)].map((delayMs, i) => ({ queue: i === 0 ? `${name}.retry` : `${name}.retry-${delayMs}ms`, delayMs }));
+    const queue = { name, retryQueue: retryTiers[0].queue, retryTiers, deadLetterQueue: `${name}.dlq` };
+    declaredQueues.push({
+      name,
+      arguments: { 'x-dead-letter-exchange': deadLetter, 'x-dead-letter-routing-key': queue.retryQueue },
+      bindings,
+    });
+    for (const tier of retryTiers) {
+      declaredQueues.push({
+        name: tier.queue,
+        arguments: { 'x-message-ttl': tier.delayMs, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': name },
+        bindings: [{ exchange: deadLetter, routingKey: tier.queue }],
+      });
+    }
+    declaredQueues.push({ name: queue.deadLetterQueue, arguments: {}, bindings: [{ exchange: deadLetter, routingKey: queue.deadLetterQueue }] });
     return queue;
   };
 
@@ -138,7 +146,8 @@ export function buildTopology({ namespace: ns, retryDelayMs, paymentWindowMs, qu
   const dueQueue = workQueue(`${expiryExchange}.due`, [{ exchange: expiryExchange, routingKey: 'due' }]);
 
   const ordersExchange = `${ns}.orders`;
-  const persistQueue = workQueue(`${ordersExchange}.persist`, [{ exchange: ordersExchange, routingKey: 'accepted' }]);
+  // An order message is stale after ORDER_MAX_QUEUE_DELAY_MS (seconds): longer waits serve nothing.
+  const persistQueue = workQueue(`${ordersExchange}.persist`, [{ exchange: ordersExchange, routingKey: 'accepted' }], retryDelaysMs.slice(0, 1));
 
   // Quorum queues (RabbitMQ 3.10+) keep the same arguments: dead-lettering and message TTL work there too.
   if (queueType === 'quorum') for (const queue of declaredQueues) queue.arguments['x-queue-type'] = 'quorum';

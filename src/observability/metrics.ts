@@ -42,6 +42,12 @@ export function createMetrics(db: Db) {
     labelNames: ['queue', 'reason'] as const,
     registers: [registry],
   });
+  const deadLettersResolved = new Counter({
+    name: 'seat_saga_dead_letters_resolved_total',
+    help: 'DLQ messages taken out because what they asked for was settled since, by DLQ',
+    labelNames: ['queue'] as const,
+    registers: [registry],
+  });
   const outboxPublished = new Counter({
     name: 'seat_saga_outbox_published_total',
     help: 'Outbox messages published and confirmed by the broker',
@@ -145,6 +151,7 @@ export function createMetrics(db: Db) {
     sagaDuration,
     compensations,
     deadLettered,
+    deadLettersResolved,
     outboxPublished,
     ordersExpired,
     expiryLateness,

@@ -4,6 +4,7 @@ import type { ListenerName } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
 import type { Failpoints } from '../support/failpoints';
+import { retryWithBackoff } from '../support/retry';
 import type { IdGenerator } from '../support/ids';
 import { SagaNotRunningError, type SagaLog } from './saga-log';
 
@@ -65,7 +66,12 @@ export interface SagaOutcomeListener {
   (outcome: { type: string; status: 'COMPLETED' | 'FAILED'; tag: string | null; durationMs: number }): void;
 }
 
+/** How long a process keeps retrying a hand-off that could not be written; then the sweeper's. */
+const HAND_OFF_RETRY_FOR_MS = 10 * 60_000;
+
 export class SagaEngine {
+  private stopped = false;
+
   constructor(
     private readonly db: Db,
     private readonly log: SagaLog,
@@ -86,17 +92,20 @@ export class SagaEngine {
     const started = Date.now();
     await this.log.create({ id: sagaId, type: definition.type, input: definition.recordedInput?.(ctx) ?? ctx, orderId: meta.orderId, userId: meta.userId });
 
-    for (const step of definition.steps) {
-      try {
-        await this.runStep(definition, step, ctx, sagaId);
-      } catch (err) {
-        const tag = await this.fail(sagaId, step, err, logger);
-        this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
-        throw new SagaFailedError(sagaId, tag, err);
-      }
+    let step = definition.steps[0];
+    let completed: boolean;
+    try {
+      for (step of definition.steps) await this.runStep(definition, step, ctx, sagaId);
+      completed = await this.log.complete(sagaId);
+    } catch (err) {
+      // A step failed, or the saga could not be marked complete (the database went away at the
+      // end): either way the client hears of a failure, so what was done is undone.
+      const tag = await this.fail(sagaId, step, err, logger);
+      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
+      throw new SagaFailedError(sagaId, tag, err);
     }
 
-    if (!(await this.log.complete(sagaId))) {
+    if (!completed) {
       // Compensated (by the sweeper) after its last step: it must not complete any more.
       const err = new SagaNotRunningError(sagaId, await this.log.statusOf(sagaId));
       const tag = await this.log.failedTagOf(sagaId);
@@ -107,6 +116,11 @@ export class SagaEngine {
     logger.info('saga completed', { status: 'COMPLETED', durationMs: Date.now() - started });
     this.onOutcome({ type: definition.type, status: 'COMPLETED', tag: null, durationMs: Date.now() - started });
     return sagaId;
+  }
+
+  /** Stops the hand-offs still being retried (another process's sweeper finishes them). */
+  stop(): void {
+    this.stopped = true;
   }
 
   private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string) {
@@ -130,26 +144,59 @@ export class SagaEngine {
     await this.failpoints.hit(`${definition.type}.${step.name}.after`);
   }
 
-  /** Hands a failed saga to compensation; returns the tag its compensation goes out with. */
+  /**
+   * Hands a failed saga to compensation; returns the tag its compensation goes out with (the
+   * last tag recorded). When the hand-off itself cannot be written (the database is away: often
+   * the very reason the step failed), it is retried in the background with backoff, so the saga
+   * is compensated seconds after the database is back rather than when the sweeper finds it
+   * stale; the sweeper stays the backstop should this process die meanwhile.
+   */
   private async fail<Ctx>(sagaId: string, step: SagaStep<Ctx>, err: unknown, logger: Logger): Promise<string | null> {
     const errorCode = err instanceof AppError ? err.code : err instanceof SagaNotRunningError ? 'SAGA_NOT_RUNNING' : 'STEP_FAILED';
-    const { started, tag } = await this.log.beginCompensation(sagaId, { errorCode, error: errorMessage(err) });
-    if (started) {
+    const failure = { errorCode, error: errorMessage(err) };
+    let handOff: { started: boolean; tag: string | null };
+    try {
+      handOff = await this.log.beginCompensation(sagaId, failure);
+    } catch (handOffError) {
+      logger.warn('saga failed; its compensation could not be queued yet, retrying', { step: step.name, error: errorMessage(handOffError), cause: failure.error });
+      void this.handOffLater(sagaId, failure, logger);
+      // The client's answer names the hand-off's fault (503 when the database is down).
+      throw new SagaFailedError(sagaId, step.tag, handOffError);
+    }
+    if (handOff.started) {
       this.onCompensationQueued();
-      const level = err instanceof AppError ? 'info' : 'warn';
-      const status = tag && this.log.undoneBy(tag).length > 0 ? 'COMPENSATING' : 'COMPENSATED';
-      logger.log(level, status === 'COMPENSATING' ? 'saga failed, compensating' : 'saga failed, nothing to undo', {
-        status,
-        step: step.name,
-        tag,
-        errorCode,
-        error: errorMessage(err),
-      });
-      return tag;
+      this.logFailure(step.name, handOff.tag, failure, err instanceof AppError, logger);
+      return handOff.tag;
     }
     // Someone else (the sweeper) already compensates it, from the tag it recorded.
     const failedTag = await this.log.failedTagOf(sagaId);
     logger.warn('saga step refused: saga already compensated', { step: step.name, tag: failedTag, error: errorMessage(err) });
     return failedTag;
+  }
+
+  private async handOffLater(sagaId: string, failure: { errorCode: string; error: string }, logger: Logger): Promise<void> {
+    const deadline = Date.now() + HAND_OFF_RETRY_FOR_MS;
+    try {
+      const { started, tag } = await retryWithBackoff('mysql', () => this.log.beginCompensation(sagaId, failure), logger, {
+        initialDelayMs: 100,
+        maxDelayMs: 2_000,
+        aborted: () => this.stopped || Date.now() > deadline,
+      });
+      if (started) this.onCompensationQueued();
+      logger.info(started ? 'saga compensation queued after a retry' : 'saga no longer running: nothing to hand off', { tag, status: started ? 'COMPENSATING' : undefined });
+    } catch (err) {
+      logger.warn('saga compensation still not queued; the recovery sweeper will do it', { error: errorMessage(err) });
+    }
+  }
+
+  private logFailure(step: string, tag: string | null, failure: { errorCode: string; error: string }, business: boolean, logger: Logger): void {
+    const level = business ? 'info' : 'warn';
+    const status = tag && this.log.undoneBy(tag).length > 0 ? 'COMPENSATING' : 'COMPENSATED';
+    logger.log(level, status === 'COMPENSATING' ? 'saga failed, compensating' : 'saga failed, nothing to undo', {
+      status,
+      step,
+      tag,
+      ...failure,
+    });
   }
 }

@@ -19,6 +19,14 @@ describe('Configuration', () => {
     expect(loadConfig({}).ADMIN_TOKEN).to.not.equal(config.ADMIN_TOKEN);
   });
 
+  it('When retry delays are given, then they are the tiers; the older single RETRY_DELAY_MS still works; the default grows from 1 s to 5 min', () => {
+    expect(loadConfig({}).RETRY_DELAYS_MS).to.deep.equal([1_000, 10_000, 60_000, 300_000]);
+    expect(loadConfig({}).MAX_DELIVERIES).to.equal(8);
+    expect(loadConfig({ RETRY_DELAYS_MS: '200, 2000,20000' }).RETRY_DELAYS_MS).to.deep.equal([200, 2_000, 20_000]);
+    expect(loadConfig({ RETRY_DELAY_MS: '150' }).RETRY_DELAYS_MS).to.deep.equal([150]);
+    expect(loadConfig({ RETRY_DELAY_MS: '150', RETRY_DELAYS_MS: '10,20' }).RETRY_DELAYS_MS).to.deep.equal([10, 20]);
+  });
+
   const bad: Array<[string, string]> = [
     ['PORT', 'eighty'],
     ['PORT', '70000'],
@@ -28,6 +36,8 @@ describe('Configuration', () => {
     ['REDIS_URL', 'localhost:6379'],
     ['AMQP_URL', 'http://localhost'],
     ['NAMESPACE', 'has space'],
+    ['RETRY_DELAYS_MS', '1000,ten'],
+    ['RETRY_DELAYS_MS', '5'],
     ['ENABLE_FAILPOINTS', 'maybe'],
     ['LOG_LEVEL', 'loud'],
     ['ADMIN_TOKEN', 'short'],

@@ -9,7 +9,7 @@ describe('Topology', () => {
   ] as const;
 
   it('When saga steps name the listeners that undo them, then each listener queue is bound by exactly those tags', () => {
-    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 1000, paymentWindowMs: 900_000 }, routes);
+    const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [1000], paymentWindowMs: 900_000 }, routes);
     const bindings = Object.fromEntries(
       topology.declaredQueues.filter((q) => q.bindings.some((b) => b.exchange === 'ns.compensation')).map((q) => [q.name, q.bindings.map((b) => b.routingKey)]),
     );
@@ -22,7 +22,7 @@ describe('Topology', () => {
   });
 
   it('When a work queue is declared, then it has a retry twin that returns to it and a .dlq twin', () => {
-    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 900_000 }, routes);
+    const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 900_000 }, routes);
     const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
     const work = topology.listenerQueues['seat-release']!;
     expect(byName.get(work.name)!.arguments).to.deep.equal({ 'x-dead-letter-exchange': 'ns.dead-letter', 'x-dead-letter-routing-key': 'ns.compensation.seat-release.retry' });
@@ -31,8 +31,30 @@ describe('Topology', () => {
     expect(topology.listenerQueues['balance-restore']).to.equal(undefined);
   });
 
+  it('When retries have several delays, then each work queue gets a TTL queue per delay, all returning to it, the first under the plain .retry name; the order queue keeps only the first', () => {
+    const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [1000, 10_000, 60_000, 300_000], paymentWindowMs: 900_000 }, routes);
+    const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
+    const work = topology.listenerQueues['seat-release']!;
+    expect(work.retryTiers).to.deep.equal([
+      { queue: 'ns.compensation.seat-release.retry', delayMs: 1000 },
+      { queue: 'ns.compensation.seat-release.retry-10000ms', delayMs: 10_000 },
+      { queue: 'ns.compensation.seat-release.retry-60000ms', delayMs: 60_000 },
+      { queue: 'ns.compensation.seat-release.retry-300000ms', delayMs: 300_000 },
+    ]);
+    for (const tier of work.retryTiers) {
+      expect(byName.get(tier.queue)).to.deep.equal({
+        name: tier.queue,
+        arguments: { 'x-message-ttl': tier.delayMs, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work.name },
+        bindings: [{ exchange: 'ns.dead-letter', routingKey: tier.queue }],
+      });
+    }
+    expect(topology.expiry.dueQueue.retryTiers).to.have.length(4);
+    expect(topology.asyncOrders.queue.retryTiers).to.deep.equal([{ queue: 'ns.orders.persist.retry', delayMs: 1000 }]);
+    expect(() => buildTopology({ namespace: 'ns', retryDelaysMs: [], paymentWindowMs: 900_000 }, routes)).to.throw(/retry delay/);
+  });
+
   it('When the payment window is set, then orders wait in a TTL queue of that delay, named after it, which dead-letters into the due queue', () => {
-    const topology = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 120_000 }, routes);
+    const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 120_000 }, routes);
     const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
     expect(topology.expiry).to.include({ exchange: 'ns.expiry', waitRoutingKey: 'wait-120000ms', waitQueue: 'ns.expiry.wait-120000ms' });
     expect(byName.get('ns.expiry.wait-120000ms')).to.deep.equal({
@@ -42,13 +64,13 @@ describe('Topology', () => {
     });
     expect(byName.get('ns.expiry.due')!.bindings).to.deep.equal([{ exchange: 'ns.expiry', routingKey: 'due' }]);
     expect(topology.expiry.dueQueue.deadLetterQueue).to.equal('ns.expiry.due.dlq');
-    const other = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000 }, routes);
+    const other = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 60_000 }, routes);
     expect(other.expiry.waitQueue).to.equal('ns.expiry.wait-60000ms');
   });
 
   it('When one tag is declared with two different listener lists, then building the topology fails', () => {
     expect(() =>
-      buildTopology({ namespace: 'ns', retryDelayMs: 1, paymentWindowMs: 900_000 }, [
+      buildTopology({ namespace: 'ns', retryDelaysMs: [1], paymentWindowMs: 900_000 }, [
         { tag: 't', undoneBy: ['seat-release'] },
         { tag: 't', undoneBy: ['order-delete'] },
       ]),
@@ -56,7 +78,7 @@ describe('Topology', () => {
   });
 
   it('When QUEUE_TYPE is quorum, then every queue is declared as a quorum queue with its usual arguments; classic by default', () => {
-    const quorum = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000, queueType: 'quorum' }, routes);
+    const quorum = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 60_000, queueType: 'quorum' }, routes);
     expect(quorum.declaredQueues.length).to.be.greaterThan(0);
     for (const queue of quorum.declaredQueues) expect(queue.arguments['x-queue-type'], queue.name).to.equal('quorum');
     expect(quorum.declaredQueues.find((q) => q.name === 'ns.orders.persist')!.arguments).to.deep.equal({
@@ -64,7 +86,7 @@ describe('Topology', () => {
       'x-dead-letter-routing-key': 'ns.orders.persist.retry',
       'x-queue-type': 'quorum',
     });
-    const classic = buildTopology({ namespace: 'ns', retryDelayMs: 250, paymentWindowMs: 60_000 }, routes);
+    const classic = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 60_000 }, routes);
     for (const queue of classic.declaredQueues) expect(queue.arguments).to.not.have.property('x-queue-type');
   });
 });
