@@ -371,8 +371,12 @@ export class Load {
     const pending = this.ordersIn(buyer, 'PENDING_PAYMENT').filter((o) => chance(0.1) || Date.now() - o.at < this.options.paymentWindowMs);
     if (pending.length === 0) return this.syncOrder(buyer);
     const order = pick(pending);
-    // Four buyers in forty are clumsy (half their pays mistyped: TOO_MANY_ATTEMPTS lock-outs).
-    const wrong = chance(buyer.index % 10 === 3 ? 0.5 : 0.05);
+    // Four buyers in forty are clumsy: now and then they mistype their pay password six times in a
+    // row, then type it right (TOO_MANY_ATTEMPTS: the lock-out counts every wrong one).
+    if (buyer.index % 10 === 3 && chance(0.3)) {
+      for (let i = 0; i < 6; i++) await this.call('pay (wrong password burst)', 'POST', `/api/orders/${order.id}/pay`, { payPassword: `typo-${i}` }, buyer.auth);
+    }
+    const wrong = chance(0.05);
     const body = { payPassword: wrong ? `wrong-${buyer.payPassword}` : buyer.payPassword };
     const path = `/api/orders/${order.id}/pay`;
     const op = wrong ? 'pay (wrong password)' : 'pay';

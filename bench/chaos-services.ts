@@ -1,4 +1,5 @@
-import { exec, execSync } from 'node:child_process';
+import { exec, execSync, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import amqp from 'amqplib';
 
 /**
@@ -170,4 +171,56 @@ export function restoreServicesSync(log: (line: string) => void): void {
   log('making sure RabbitMQ runs (rabbitmqctl start_app)');
   if (!shSync(`${RABBITMQCTL} start_app`, 120_000)) log('rabbitmqctl start_app failed: start RabbitMQ by hand');
   stoppedByUs.clear();
+}
+
+/**
+ * The lock every run that stops services takes (the test runs too): `flock <file> <command>`.
+ * The drill is meant to run under it; run bare (`npm run chaos`), it takes it itself.
+ */
+const SERVICES_LOCK = process.env.CHAOS_LOCK_FILE ?? '/tmp/seat-saga-services.lock';
+
+/** True when the lock on SERVICES_LOCK belongs to a process this one descends from (`flock … npm run chaos`). */
+function lockHeldByAncestor(): boolean {
+  let inode: number;
+  try {
+    inode = statSync(SERVICES_LOCK).ino;
+    const owners = readFileSync('/proc/locks', 'utf8')
+      .split('\n')
+      .filter((line) => /\bFLOCK\b/.test(line) && !line.includes('->')) // "->": a waiter, not the owner
+      .map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[5]?.split(':').at(-1) === String(inode))
+      .map((fields) => Number(fields[4]));
+    for (let pid = process.pid; pid > 1; ) {
+      if (owners.includes(pid)) return true;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // ppid
+    }
+  } catch {
+    return false; // no lock file yet, or no /proc: not held by us
+  }
+  return false;
+}
+
+/**
+ * Makes sure the drill holds the services lock: held by an ancestor already, or taken now by a
+ * `flock` child (waiting for other runs to finish) that holds it until this process exits,
+ * whatever way it exits (its stdin is a pipe from this process; EOF ends it).
+ */
+export async function holdServicesLock(log: (line: string) => void): Promise<void> {
+  if (lockHeldByAncestor()) {
+    log(`services lock ${SERVICES_LOCK} held (by the flock this drill runs under)`);
+    return;
+  }
+  log(`taking the services lock ${SERVICES_LOCK} (waits for test runs that hold it)`);
+  const holder = spawn('flock', [SERVICES_LOCK, '-c', 'echo locked; read _'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout!.once('data', () => resolve());
+    holder.once('error', (err) => reject(new ServiceError(`could not run flock: ${err.message}`)));
+    holder.once('exit', (code) => reject(new ServiceError(`flock exited with ${code} before taking ${SERVICES_LOCK}`)));
+  });
+  // Neither the holder nor its pipes keep this process alive; the pipe closes when it exits.
+  holder.unref();
+  (holder.stdin as unknown as { unref?: () => void }).unref?.();
+  (holder.stdout as unknown as { unref?: () => void }).unref?.();
+  log('services lock taken');
 }

@@ -26,6 +26,7 @@ import { connectionOf, Deployment } from './chaos-deployment';
 import { Load } from './chaos-load';
 import {
   closeBrokerConnections,
+  holdServicesLock,
   restoreServices,
   restoreServicesSync,
   startMariadb,
@@ -134,7 +135,8 @@ process.on('unhandledRejection', (err) => emergency(`unhandled rejection: ${(err
 async function main(): Promise<number> {
   if (!existsSync(path.join(__dirname, '../dist/main.js'))) throw new Error('dist/main.js is missing: run `npm run build` (npm run chaos does)');
   log(`settings: ${JSON.stringify({ ...settings, results: path.relative(process.cwd(), settings.results) || settings.results })}`);
-  log('reminder: this stops MariaDB, Redis and RabbitMQ for everyone on this machine; run it under `flock /tmp/seat-saga-services.lock`');
+  // It stops MariaDB, Redis and RabbitMQ for everyone on this machine: never outside the lock.
+  await holdServicesLock(log);
   const before = await restoreServices(log); // a service left down by an earlier, killed run
   if (before.length > 0) throw new Error(`services are down before the drill: ${before.join('; ')}`);
 
