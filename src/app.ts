@@ -26,7 +26,7 @@ import { Orders } from './orders/orders';
 import { ReservationReconciler } from './orders/reservation-reconciler';
 import { ReservationLog } from './orders/reservations';
 import { PaymentNotifications } from './payments/notifications';
-import { DeadLetterResolver } from './compensation/dead-letters';
+import { DeadLetterLog, DeadLetters } from './operator/dead-letters';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
 import { paySaga } from './sagas/pay-saga';
@@ -122,6 +122,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     pay: paySaga({ db, passwords, clock }),
   };
   const topology = topologyOf(config, [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE]);
+  const deadLetterLog = new DeadLetterLog(db, topology);
   const broker = new Broker({
     url: config.AMQP_URL,
     connectionName,
@@ -129,7 +130,10 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     exchanges: topology.declaredExchanges,
     queues: topology.declaredQueues,
     logger,
-    onDeadLettered: (queue, reason) => metrics.deadLettered.inc({ queue, reason }),
+    onDeadLettered: async (message) => {
+      metrics.deadLettered.inc({ queue: message.queue, reason: message.reason });
+      await deadLetterLog.record(message);
+    },
   });
   await broker.start();
 
@@ -212,7 +216,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     async () => void (await reservationReconciler.reconcileOnce()),
     logger,
   );
-  const deadLetters = new DeadLetterResolver({ db, broker, topology, logger, onResolved: (queue, n) => metrics.deadLettersResolved.inc({ queue }, n) });
+  const deadLetters = new DeadLetters({ db, broker, topology, log: deadLetterLog, logger, onResolved: (queue, n) => metrics.deadLettersResolved.inc({ queue }, n) });
   const resolvingDeadLetters = new Periodic(
     'dead-letter resolver',
     config.DEAD_LETTER_RESOLVE_MS,

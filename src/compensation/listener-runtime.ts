@@ -5,6 +5,7 @@ import type { RedisClient } from '../db/redis';
 import { UnprocessableMessageError, type Delivery } from '../messaging/broker';
 import type { ListenerName } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
+import { errorMessage } from '../observability/logger';
 import type { Failpoints } from '../support/failpoints';
 import { sleep } from '../support/time';
 import type { CompensationMessage, SagaLog } from '../sagas/saga-log';
@@ -87,15 +88,17 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
     for (const deadline = Date.now() + 2 * LEASE_MS; ; ) {
       if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) === 'OK') break;
       if ((await redis.get(key)) === 'done') {
-        logger.info('duplicate compensation ignored (redis)', { deliveryCount: delivery.deliveryCount });
+        logger.info('duplicate compensation ignored (redis)', { attempt: delivery.deliveryCount });
         outcome('duplicate-redis');
+        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
         return;
       }
       if (await alreadyRecorded(db, message, listener.name)) {
         // Done, but Redis does not know (it lost the key, or the holder died before saying so).
         await listener.afterCommit?.(message);
-        logger.info('duplicate compensation ignored (database)', { deliveryCount: delivery.deliveryCount });
+        logger.info('duplicate compensation ignored (database)', { attempt: delivery.deliveryCount });
         outcome('duplicate-db');
+        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
         return;
       }
       if (!waited) outcome('busy');
@@ -126,6 +129,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
         await trx('saga_compensations')
           .where({ saga_id: message.sagaId, tag: message.tag, listener: listener.name })
           .update({ status: changed ? 'DONE' : 'NOOP', detail: detail.slice(0, 255) });
+        await recordAttempt(trx, message, listener.name, delivery, changed ? 'done' : 'noop');
         const sagaCompensated = await sagaLog.listenerFinished(trx, message.sagaId);
         return { changed, detail, sagaCompensated };
       });
@@ -134,18 +138,44 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
       await redis.set(key, 'done', 'EX', DONE_TTL_SECONDS);
 
       if (result === 'duplicate') {
-        logger.info('duplicate compensation ignored (database)', { deliveryCount: delivery.deliveryCount });
+        logger.info('duplicate compensation ignored (database)', { attempt: delivery.deliveryCount });
         outcome('duplicate-db');
+        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
       } else {
-        logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail });
+        logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail, attempt: delivery.deliveryCount });
         outcome(result.changed ? 'done' : 'noop');
         if (result.sagaCompensated) logger.info('saga compensated', { status: 'COMPENSATED', sagaType: message.sagaType });
       }
     } catch (err) {
       await redis.eval(RELEASE_LEASE, 1, key, lease).catch(() => {});
+      logger.warn('compensation attempt failed', { attempt: delivery.deliveryCount, error: errorMessage(err) });
+      await recordAttempt(db, message, listener.name, delivery, 'failed', errorMessage(err));
       throw err;
     }
   };
+}
+
+/**
+ * Records a delivery a listener handled, for the operator's timeline: in the compensation's own
+ * transaction when it applied it, on its own otherwise (a record the database cannot take while
+ * it is away is only lost from the timeline: the delivery's outcome stands).
+ */
+async function recordAttempt(
+  db: Db | Tx,
+  message: CompensationMessage,
+  listener: string,
+  delivery: Delivery,
+  outcome: 'done' | 'noop' | 'duplicate' | 'failed',
+  error?: string,
+): Promise<void> {
+  const row = { saga_id: message.sagaId, tag: message.tag, listener, delivery_count: delivery.deliveryCount, outcome, error: error?.slice(0, 4000) ?? null };
+  if ('commit' in db) {
+    await db('compensation_attempts').insert(row);
+    return;
+  }
+  await db('compensation_attempts')
+    .insert(row)
+    .catch(() => {});
 }
 
 async function alreadyRecorded(db: Db, message: CompensationMessage, listener: string): Promise<boolean> {

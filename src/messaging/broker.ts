@@ -6,6 +6,7 @@ import amqp, {
   type Options,
   type RecoveringChannelModel,
 } from 'amqplib';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
 import type { ExchangeSpec, QueueSpec, WorkQueue } from './topology';
@@ -91,8 +92,27 @@ export interface BrokerOptions {
   exchanges: ExchangeSpec[];
   queues: QueueSpec[];
   logger: Logger;
-  /** Called after a message went to a DLQ (metrics). */
-  onDeadLettered?: (queue: string, reason: string) => void;
+  /**
+   * Called once a message's DLQ copy is confirmed, before the original is acked (to record it:
+   * the DLQ cannot be browsed without consuming it). A failure is logged; the message is acked
+   * all the same, since its DLQ copy exists.
+   */
+  onDeadLettered?: (message: DeadLetteredMessage) => Promise<void> | void;
+}
+
+/** A message just moved to a DLQ, as the broker layer tells of it. */
+export interface DeadLetteredMessage {
+  /** The `x-dlq-id` header of its DLQ copy. */
+  id: string;
+  /** The work queue it was dead-lettered from. */
+  queue: string;
+  reason: string;
+  error: string;
+  deliveries: number;
+  messageId: string | null;
+  body: unknown;
+  /** Epoch ms. */
+  at: number;
 }
 
 interface LiveChannel<C extends Channel = Channel> {
@@ -402,12 +422,15 @@ export class Broker {
 
   /** Publishes the message to the queue's DLQ with the reason in its headers, then acks it. */
   private async deadLetter(live: LiveChannel, queue: WorkQueue, msg: ConsumeMessage, reason: string, error: string): Promise<void> {
+    const at = Date.now();
+    const id = randomUUID();
     const headers = {
       ...msg.properties.headers,
+      'x-dlq-id': id,
       'x-dlq-reason': reason,
       'x-dlq-error': error.slice(0, 1000),
       'x-dlq-queue': queue.name,
-      'x-dlq-at': new Date().toISOString(),
+      'x-dlq-at': new Date(at).toISOString(),
       'x-original-exchange': originalExchange(msg),
       'x-original-routing-key': originalRoutingKey(msg),
     };
@@ -433,7 +456,21 @@ export class Broker {
       sagaId: sagaIdOf(readDelivery(msg, queue.name)),
       messageId: msg.properties.messageId,
     });
-    this.options.onDeadLettered?.(queue.name, reason);
+    const delivery = readDelivery(msg, queue.name);
+    try {
+      await this.options.onDeadLettered?.({
+        id,
+        queue: queue.name,
+        reason,
+        error,
+        deliveries: delivery?.deliveryCount ?? deliveriesSoFar(msg, queue.name) + 1,
+        messageId: msg.properties.messageId ?? null,
+        body: delivery?.body ?? null,
+        at,
+      });
+    } catch (err) {
+      this.options.logger.warn('dead letter not recorded; the resolver records it from the DLQ later', { queue: queue.name, error: errorMessage(err) });
+    }
     ack(live, msg);
   }
 
@@ -446,6 +483,11 @@ export class Broker {
       headers: options.headers,
       timestamp: Math.floor(Date.now() / 1000),
     });
+  }
+
+  /** Publishes bytes as they are (a dead letter sent back), persistent, and resolves on the confirm. */
+  publishBuffer(exchange: string, routingKey: string, content: Buffer, options: { messageId?: string; contentType?: string; headers?: Record<string, unknown> }): Promise<void> {
+    return this.publishRaw(exchange, routingKey, content, { persistent: true, ...options });
   }
 
   private publishRaw(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {

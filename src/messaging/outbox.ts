@@ -9,6 +9,8 @@ export interface OutboxMessage {
   routingKey: string;
   messageId: string;
   payload: unknown;
+  /** The saga the message is about, for the operator's timeline. */
+  sagaId?: string;
 }
 
 /** Writes a message in the caller's transaction: it reaches the broker if and only if that commits. */
@@ -25,6 +27,7 @@ export async function enqueueMessages(trx: Tx, messages: OutboxMessage[]): Promi
       routing_key: message.routingKey,
       message_id: message.messageId,
       payload: JSON.stringify(message.payload),
+      saga_id: message.sagaId ?? null,
     })),
   );
 }

@@ -177,6 +177,7 @@ export class SagaLog {
       routingKey: tag,
       messageId: `${saga.id}:${tag}:${publishNo}`,
       payload: message,
+      sagaId: saga.id,
     });
   }
 
@@ -184,13 +185,12 @@ export class SagaLog {
    * Publishes the compensation of a saga stuck in COMPENSATING again (its message went to a DLQ,
    * or a queue was deleted). Safe because every listener is idempotent.
    */
-  async republishCompensation(sagaId: string, stuckForMs: number): Promise<boolean> {
+  async republishCompensation(sagaId: string, stuckForMs: number | null): Promise<boolean> {
     return inTransaction(this.db, async (trx) => {
-      const saga = await trx('sagas')
-        .where({ id: sagaId, status: 'COMPENSATING' })
-        .andWhere('updated_at', '<', trx.raw('NOW(3) - INTERVAL ? MICROSECOND', [stuckForMs * 1000]))
-        .forUpdate()
-        .first('id', 'type', 'payload', 'failed_tag', 'compensation_publishes');
+      const query = trx('sagas').where({ id: sagaId, status: 'COMPENSATING' });
+      // An operator's redrive (null) publishes whatever the saga's last progress.
+      if (stuckForMs !== null) query.andWhere('updated_at', '<', trx.raw('NOW(3) - INTERVAL ? MICROSECOND', [stuckForMs * 1000]));
+      const saga = await query.forUpdate().first('id', 'type', 'payload', 'failed_tag', 'compensation_publishes');
       if (!saga) return false;
       const step = await trx('saga_steps').where({ saga_id: sagaId, tag: saga.failed_tag }).first('step');
       const publishNo = saga.compensation_publishes + 1;

@@ -51,3 +51,9 @@ export function snowflakeTime(id: string): number {
 export function isIdString(value: string): boolean {
   return /^[1-9]\d{0,19}$/.test(value) && BigInt(value) < 1n << 64n;
 }
+
+/** The smallest snowflake id minted at or after `ms` (ids are time-ordered: a time range is an id range). */
+export function snowflakeFloor(ms: number): string {
+  const offset = BigInt(Math.floor(ms)) - EPOCH_MS;
+  return (offset > 0n ? offset << (WORKER_BITS + SEQUENCE_BITS) : 0n).toString();
+}
