@@ -14,6 +14,9 @@ const seatList = z
   .max(50, 'at most 50 seats per order')
   .refine((ids) => new Set(ids).size === ids.length, 'must not name a seat twice');
 
+const EARLIEST_SHOW_MS = Date.parse('1970-01-01T00:00:00Z');
+const LATEST_SHOW_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
 export const schemas = {
   createUser: z.strictObject({
     name: z.string().trim().min(1).max(100),
@@ -25,7 +28,10 @@ export const schemas = {
   createShow: z
     .strictObject({
       title: z.string().trim().min(1).max(200),
-      startsAt: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-31T20:00:00Z' }),
+      startsAt: z.iso
+        .datetime({ offset: true, message: 'must be an ISO 8601 date-time, e.g. 2026-12-31T20:00:00Z' })
+        // An offset moves 9999-12-31T23:59:59-23:59 into year 10000, which no DATETIME holds.
+        .refine((s) => Date.parse(s) >= EARLIEST_SHOW_MS && Date.parse(s) <= LATEST_SHOW_MS, 'must be between 1970-01-01 and 9999-12-31 (UTC)'),
       priceCents: cents(100_000_000),
       rows: z.number().int().min(1).max(1000),
       seatsPerRow: z.number().int().min(1).max(1000),

@@ -182,6 +182,18 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     });
   });
 
+  describe('Values at the edges of their format (found by test/e2e/api-properties.test.ts)', () => {
+    it('When a show starts at an instant outside 1970..9999 in UTC (9999-12-31T23:59:59-23:59 is year 10000), then 400 VALIDATION_FAILED, not a database error', async () => {
+      for (const startsAt of ['9999-12-31T23:59:59-23:59', '0000-01-01T00:00:00Z', '0532-02-02T23:59:55+20:06', '1969-12-31T23:59:59Z']) {
+        const body = JSON.stringify({ title: 't', startsAt, priceCents: 100, rows: 1, seatsPerRow: 1 });
+        const reply = await expectRefused({ method: 'POST', path: '/api/admin/shows', headers: { ...json, ...ADMIN }, body }, 400, 'VALIDATION_FAILED');
+        expect(reply.body.error.details.issues[0].field).to.equal('startsAt');
+      }
+      const latest = await send({ method: 'POST', path: '/api/admin/shows', headers: { ...json, ...ADMIN }, body: JSON.stringify({ title: 't', startsAt: '9999-12-31T23:59:59+01:00', priceCents: 100, rows: 1, seatsPerRow: 1 }) });
+      expect(latest.status, latest.text).to.equal(201);
+    });
+  });
+
   describe('Methods', () => {
     const cases: Array<[string, string, string[], Record<string, string>?]> = [
       ['DELETE', '/api/users', ['POST']],
