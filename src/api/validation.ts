@@ -63,11 +63,20 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<
   }
   const result = schema.safeParse(input);
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    field: issue.path.join('.') || '(body)',
-    message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
-  }));
+  const issues = result.error.issues.map((issue) => ({ field: fieldOf(issue), message: messageOf(issue) }));
   throw new AppError('VALIDATION_FAILED', issues.map((i) => `${i.field}: ${i.message}`).join('; '), { issues });
+}
+
+const fieldOf = (issue: z.core.$ZodIssue, prefix: PropertyKey[] = []) => [...prefix, ...issue.path].map(String).join('.') || '(body)';
+
+/** An issue in words; a union that no form matches says what each form lacked (zod says "Invalid input"). */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') return `unknown field(s): ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const forms = issue.errors.map((branch, i) => `(${i + 1}) ${branch.map((b) => `${fieldOf(b, issue.path)}: ${messageOf(b)}`).join(', ')}`);
+    return `matches none of the accepted forms: ${forms.join('; ')}`;
+  }
+  return issue.message;
 }
 
 /** `?waitMs=N`: absent is 0; otherwise a whole number of milliseconds up to 10000. */

@@ -194,6 +194,14 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     });
   });
 
+  describe('Clear errors', () => {
+    it('When an async order fits neither of its forms, then the message says what each form lacked', async () => {
+      const body = JSON.stringify({ showId: show.id, seatIds: [show.seatIds[5]], quantity: 1 });
+      const reply = await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body }, 400, 'VALIDATION_FAILED');
+      expect(reply.body.error.message).to.equal('(body): matches none of the accepted forms: (1) (body): unknown field(s): quantity; (2) (body): unknown field(s): seatIds');
+    });
+  });
+
   describe('Methods', () => {
     const cases: Array<[string, string, string[], Record<string, string>?]> = [
       ['DELETE', '/api/users', ['POST']],
