@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { z } from 'zod';
@@ -23,6 +24,8 @@ import { hasErrorShape, rawRequest, type RawRequest } from '../support/raw-http'
 const SEED = Number(process.env.API_PROPERTY_SEED ?? 20261224);
 /** One request per run: bounded, well under a minute on 2 cores (API_PROPERTY_RUNS to explore longer). */
 const NUM_RUNS = Number(process.env.API_PROPERTY_RUNS ?? 500);
+/** API_PROPERTY_LOG=<file>: one line per request (route, method, status, code), to see what a seed covers. */
+const LOG_FILE = process.env.API_PROPERTY_LOG;
 const NOTIFY_SECRET = 'property-test-notify-secret-0123456789';
 
 /** The codes of input refused before it acts: such an answer must have written nothing. */
@@ -242,7 +245,7 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
       const reply = await rawRequest(app.url!, request);
       const what = `${request.method} ${request.path.slice(0, 200)} ${JSON.stringify(request.headers)} body ${request.body?.length ?? 0} bytes: ${request.body?.toString('utf8').slice(0, 300)}\n  -> ${reply.status} ${reply.text.slice(0, 300)}`;
       const kind = `${Math.floor(reply.status / 100)}xx`;
-      if (process.env.API_PROPERTY_LOG) require('node:fs').appendFileSync(process.env.API_PROPERTY_LOG, `${generated.spec.method} ${generated.spec.path} ${request.method} ${reply.status} ${reply.body?.error?.code ?? ''} ${reply.body?.error?.message?.slice(0, 80) ?? ''}\n`);
+      if (LOG_FILE) appendFileSync(LOG_FILE, `${generated.spec.method} ${generated.spec.path} ${request.method} ${reply.status} ${reply.body?.error?.code ?? ''} ${reply.body?.error?.message?.slice(0, 80) ?? ''}\n`);
       statuses.set(kind, (statuses.get(kind) ?? 0) + 1);
       expect(reply.status >= 200 && reply.status < 300 || reply.status >= 400 && reply.status < 500, `not 2xx or 4xx: ${what}`).to.equal(true);
       if (reply.status >= 400 && request.method !== 'HEAD') {
