@@ -27,6 +27,7 @@ import { ReservationReconciler } from './orders/reservation-reconciler';
 import { ReservationLog } from './orders/reservations';
 import { PaymentNotifications } from './payments/notifications';
 import { DeadLetterLog, DeadLetters } from './operator/dead-letters';
+import { SagaQueries } from './operator/saga-queries';
 import { SagaEngine } from './sagas/engine';
 import { orderSaga } from './sagas/order-saga';
 import { paySaga } from './sagas/pay-saga';
@@ -360,6 +361,18 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       sagaLog,
       failpoints,
       health,
+      operator: {
+        db,
+        sagaLog,
+        sagaQueries: new SagaQueries(db, {
+          listenersFor: (tag) => topology.listenersByTag.get(tag) ?? [],
+          deadLetters: deadLetterLog,
+          staleMs: { running: config.SAGA_STALE_MS, compensating: config.COMPENSATION_STALE_MS },
+        }),
+        deadLetterLog,
+        deadLetters,
+        kickRelay: () => relay.kick(),
+      },
     });
     url = await listen(http, config.PORT);
     if (config.adminTokenGenerated) logger.warn('ADMIN_TOKEN not set: generated one for this run', { adminToken: config.ADMIN_TOKEN });

@@ -15,6 +15,7 @@ import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { noRoute } from './no-route';
 import { adminRoutes } from './routes/admin';
+import type { OperatorDeps } from './routes/operator';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
 import { jsonBody, requestIdOf } from './request';
@@ -40,6 +41,7 @@ export interface ApiDeps {
   sagaLog: SagaLog;
   failpoints: Failpoints;
   health: HealthCheck[];
+  operator: OperatorDeps;
 }
 
 const withTimeout = <T>(promise: Promise<T>, ms: number, fallback: T) =>

@@ -200,16 +200,25 @@ export class SagaQueries {
       add(row.sent_at, { kind: 'compensation.published', label: `compensation ${row.routing_key} published`, tag: row.routing_key });
     }
     for (const attempt of attempts) {
+      // The delivery that applied it is the listener's own event below, from saga_compensations.
+      if (attempt.outcome === 'done' || attempt.outcome === 'noop') continue;
       const label =
         attempt.outcome === 'failed'
           ? `${attempt.listener}: delivery ${attempt.delivery_count} failed: ${attempt.error}`
-          : attempt.outcome === 'duplicate'
-            ? `${attempt.listener}: delivery ${attempt.delivery_count} found it done already`
-            : `${attempt.listener}: delivery ${attempt.delivery_count} applied it`;
+          : `${attempt.listener}: delivery ${attempt.delivery_count} found it done already`;
       add(attempt.at, { kind: `listener.${attempt.outcome}`, label, listener: attempt.listener, tag: attempt.tag, deliveryCount: attempt.delivery_count, error: attempt.error });
     }
     for (const done of compensations) {
-      add(done.at, { kind: done.status === 'DONE' ? 'listener.undone' : 'listener.nothing-to-undo', label: `${done.listener}: ${done.detail}`, listener: done.listener, tag: done.tag, detail: done.detail });
+      const applied = attempts.find((a: any) => a.listener === done.listener && a.tag === done.tag && (a.outcome === 'done' || a.outcome === 'noop'));
+      const delivery = applied ? ` (delivery ${applied.delivery_count})` : '';
+      add(done.at, {
+        kind: done.status === 'DONE' ? 'listener.undone' : 'listener.nothing-to-undo',
+        label: `${done.listener}: ${done.detail}${delivery}`,
+        listener: done.listener,
+        tag: done.tag,
+        deliveryCount: applied?.delivery_count,
+        detail: done.detail,
+      });
     }
     for (const dead of deadLetters) {
       add(dead.deadLetteredAt, { kind: 'listener.dead-lettered', label: `${dead.listener}: dead-lettered after ${dead.deliveries} deliveries (${dead.reason}): ${dead.error ?? ''}`, listener: dead.listener, deliveryCount: dead.deliveries, error: dead.error });

@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { notFound } from '../../errors';
 import type { ApiDeps } from '../http-app';
 import { requireAdmin } from '../auth';
+import { operatorRoutes } from './operator';
 import { parse, pathId, schemas } from '../validation';
 
 /** Operators' routes, behind X-Admin-Token. */
@@ -26,11 +27,8 @@ export function adminRoutes(deps: ApiDeps): Router {
     res.status(201).json(await deps.shows.create({ ...body, startsAt: new Date(body.startsAt) }));
   });
 
-  router.get('/sagas/:id', async (req, res) => {
-    const saga = await deps.sagaLog.view(pathId(req.params.id, 'saga'));
-    if (!saga) throw notFound('saga');
-    res.json(saga);
-  });
+  // Saga search, timelines, redrive, dead letters, the console's counters.
+  router.use(operatorRoutes(deps.operator));
 
   router.get('/failpoints', (_req, res) => {
     res.json(deps.failpoints.list());
