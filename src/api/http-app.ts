@@ -14,6 +14,7 @@ import { requireUser } from './auth';
 import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { noRoute } from './no-route';
+import { consoleRoutes } from './console';
 import { adminRoutes } from './routes/admin';
 import type { OperatorDeps } from './routes/operator';
 import { paymentRoutes } from './routes/payments';
@@ -134,6 +135,8 @@ export function createHttpApp(deps: ApiDeps): Express {
     placeAsyncOrder(deps),
   );
 
+  // The operator console's page and modules (its data comes from /api/admin).
+  app.use('/console', consoleRoutes());
   // The provider's callback is signed over its raw bytes: it reads its own body.
   app.use('/api/payments', paymentRoutes(deps.payments));
   app.use(parseJson);
