@@ -124,6 +124,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   };
   const topology = topologyOf(config, [...sagas.order.steps, ...sagas.pay.steps, RELEASE_ROUTE]);
   const deadLetterLog = new DeadLetterLog(db, topology);
+  metrics.readDeadLetterDepthFrom(() => deadLetterLog.depth());
   const broker = new Broker({
     url: config.AMQP_URL,
     connectionName,
@@ -138,16 +139,20 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   });
   await broker.start();
 
-  const sagaLog = new SagaLog(db, {
-    exchange: topology.exchanges.compensation,
-    listenersFor: (tag) => topology.listenersByTag.get(tag) ?? [],
-  });
+  const sagaLog = new SagaLog(
+    db,
+    { exchange: topology.exchanges.compensation, listenersFor: (tag) => topology.listenersByTag.get(tag) ?? [] },
+    (transition) => {
+      const tag = transition.tag ?? '';
+      if (transition.errorCode) metrics.sagaFailures.inc({ type: transition.type, tag, error_code: transition.errorCode });
+      if (transition.status !== 'COMPENSATING') metrics.sagaOutcomes.inc({ type: transition.type, status: transition.status, tag });
+    },
+  );
   const relay = new OutboxRelay(db, broker, logger, {
     pollMs: config.OUTBOX_POLL_MS,
     onPublished: (n) => metrics.outboxPublished.inc(n),
   });
   const engine = new SagaEngine(db, sagaLog, ids, failpoints, logger, () => relay.kick(), (outcome) => {
-    metrics.sagaOutcomes.inc({ type: outcome.type, status: outcome.status, tag: outcome.tag ?? '' });
     metrics.sagaDuration.observe({ type: outcome.type, status: outcome.status }, outcome.durationMs / 1000);
   });
   const sweeper = new RecoverySweeper(
@@ -248,6 +253,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
           logger,
           namespace: config.NAMESPACE,
           onOutcome: (name, outcome) => metrics.compensations.inc({ listener: name, outcome }),
+          onSagaCompensated: (type, tag) => metrics.sagaOutcomes.inc({ type, status: 'COMPENSATED', tag }),
         }),
       });
     }

@@ -91,6 +91,21 @@ export function createApiListener(deps: ApiDeps): RequestListener {
   return (req, res) => fastPath(req, res, app);
 }
 
+/**
+ * The route a request matched, with its mount path (`/api/orders/:id/pay`), or `unmatched`. A
+ * router gives `req.baseUrl` back when an error leaves it, so the mount is read off the request's
+ * own path: the segments before those the route's pattern matched.
+ */
+export function routeLabel(req: express.Request): string {
+  const pattern = req.route?.path;
+  if (typeof pattern !== 'string') return 'unmatched';
+  if (req.baseUrl) return `${req.baseUrl}${pattern}`;
+  const segments = (req.originalUrl.split('?')[0] ?? '').split('/').filter(Boolean);
+  const own = pattern.split('/').filter(Boolean).length;
+  const mount = segments.slice(0, Math.max(0, segments.length - own)).join('/');
+  return `${mount ? `/${mount}` : ''}${pattern}`;
+}
+
 export function createHttpApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -110,7 +125,7 @@ export function createHttpApp(deps: ApiDeps): Express {
     Object.defineProperty(res.locals, 'logger', { get: () => (logger ??= deps.logger.child({ requestId })), enumerable: true });
     const stop = deps.metrics.httpDuration.startTimer({ method: req.method });
     res.on('finish', () => {
-      const route = req.route?.path ? `${req.baseUrl}${req.route.path}` : 'unmatched';
+      const route = routeLabel(req);
       stop({ route, status: String(res.statusCode) });
       if (logHttp) res.locals.logger.http('request', { method: req.method, route, status: res.statusCode });
     });

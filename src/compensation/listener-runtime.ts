@@ -47,6 +47,8 @@ export interface ListenerRuntimeDeps {
   logger: Logger;
   namespace: string;
   onOutcome?: (listener: ListenerName, outcome: ListenerOutcome) => void;
+  /** This delivery was the saga's last compensation: it is COMPENSATED (committed). */
+  onSagaCompensated?: (sagaType: string, tag: string) => void;
 }
 
 /**
@@ -144,7 +146,10 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
       } else {
         logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail, attempt: delivery.deliveryCount });
         outcome(result.changed ? 'done' : 'noop');
-        if (result.sagaCompensated) logger.info('saga compensated', { status: 'COMPENSATED', sagaType: message.sagaType });
+        if (result.sagaCompensated) {
+          logger.info('saga compensated', { status: 'COMPENSATED', sagaType: message.sagaType });
+          deps.onSagaCompensated?.(message.sagaType, message.tag);
+        }
       }
     } catch (err) {
       await redis.eval(RELEASE_LEASE, 1, key, lease).catch(() => {});

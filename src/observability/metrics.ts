@@ -9,6 +9,12 @@ import { toNumber } from '../db/database';
 export function createMetrics(db: Db) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'seat_saga_' });
+  // Gauges that prom-client names like counters (promtool refuses them); each has a twin without
+  // the suffix, by type, that stays.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(`seat_saga_${name}`);
+  }
+  let deadLetterDepth: (() => Promise<Record<string, number>>) | null = null;
 
   const httpDuration = new Histogram({
     name: 'seat_saga_http_request_duration_seconds',
@@ -19,8 +25,14 @@ export function createMetrics(db: Db) {
   });
   const sagaOutcomes = new Counter({
     name: 'seat_saga_saga_outcomes_total',
-    help: 'Sagas that completed or failed (and went to compensation), by type and failed tag',
+    help: 'Sagas that ended, as the saga log says: COMPLETED, or COMPENSATED (with the tag its compensation went out with), by type',
     labelNames: ['type', 'status', 'tag'] as const,
+    registers: [registry],
+  });
+  const sagaFailures = new Counter({
+    name: 'seat_saga_saga_failures_total',
+    help: 'Sagas that failed and went to compensation, by type, failed tag and error code (a business refusal such as WRONG_PAY_PASSWORD too)',
+    labelNames: ['type', 'tag', 'error_code'] as const,
     registers: [registry],
   });
   const sagaDuration = new Histogram({
@@ -144,10 +156,26 @@ export function createMetrics(db: Db) {
     },
   });
 
+  new Gauge({
+    name: 'seat_saga_dead_letters',
+    help: 'Messages in a DLQ not yet redriven, dropped or settled, by the listener (consumer) they were dead-lettered from',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+    async collect() {
+      if (!deadLetterDepth) return;
+      for (const [listener, n] of Object.entries(await deadLetterDepth())) this.set({ listener }, n);
+    },
+  });
+
   return {
     registry,
+    /** Where the dead-letter gauge reads its depth (the dead-letter log, built after the metrics). */
+    readDeadLetterDepthFrom(source: () => Promise<Record<string, number>>) {
+      deadLetterDepth = source;
+    },
     httpDuration,
     sagaOutcomes,
+    sagaFailures,
     sagaDuration,
     compensations,
     deadLettered,

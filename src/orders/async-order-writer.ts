@@ -236,6 +236,8 @@ export class AsyncOrderWriter {
     this.deps.onOutboxWritten();
     const now = clock.now();
     metrics.asyncPersisted.inc(orders.length);
+    // Their saga records were written COMPLETED: the saga log says so, the outcomes count it.
+    metrics.sagaOutcomes.inc({ type: 'order', status: 'COMPLETED', tag: '' }, orders.length);
     metrics.asyncBatchSize.observe(orders.length);
     for (const order of orders) {
       metrics.asyncPersistLag.observe((now - order.reservedAt) / 1000);

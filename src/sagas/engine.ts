@@ -96,7 +96,7 @@ export class SagaEngine {
     let completed: boolean;
     try {
       for (step of definition.steps) await this.runStep(definition, step, ctx, sagaId);
-      completed = await this.log.complete(sagaId);
+      completed = await this.log.complete(sagaId, definition.type);
     } catch (err) {
       // A step failed, or the saga could not be marked complete (the database went away at the
       // end): either way the client hears of a failure, so what was done is undone.

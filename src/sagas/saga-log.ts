@@ -40,6 +40,15 @@ export interface CompensationRouting {
   listenersFor(tag: string): readonly ListenerName[];
 }
 
+/** A saga's status changed in the log, once committed (metrics count what the log says). */
+export interface SagaTransition {
+  type: string;
+  status: 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED';
+  tag: string | null;
+  /** Set when the saga failed and went to compensation (COMPENSATING, or COMPENSATED at once). */
+  errorCode?: string;
+}
+
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** Every read and write of the saga tables. State changes are conditional on the current status. */
@@ -47,6 +56,7 @@ export class SagaLog {
   constructor(
     private readonly db: Db,
     private readonly routing: CompensationRouting,
+    private readonly onTransition: (transition: SagaTransition) => void = () => {},
   ) {}
 
   async create(saga: { id: string; type: string; input: object; orderId?: string; userId?: string }): Promise<void> {
@@ -86,10 +96,11 @@ export class SagaLog {
   }
 
   /** RUNNING -> COMPLETED, unless it was compensated meanwhile. */
-  async complete(sagaId: string): Promise<boolean> {
+  async complete(sagaId: string, type: string): Promise<boolean> {
     const updated = await this.db('sagas')
       .where({ id: sagaId, status: 'RUNNING' })
       .update({ status: 'COMPLETED', finished_at: this.db.fn.now(3), updated_at: this.db.fn.now(3) });
+    if (updated === 1) this.onTransition({ type, status: 'COMPLETED', tag: null });
     return updated === 1;
   }
 
@@ -101,7 +112,7 @@ export class SagaLog {
    * RUNNING any more (someone else already decided its fate).
    */
   async beginCompensation(sagaId: string, failure: { errorCode: string; error: string }): Promise<{ started: boolean; tag: string | null }> {
-    return inTransaction(this.db, async (trx) => {
+    const outcome = await inTransaction(this.db, async (trx): Promise<{ started: boolean; tag: string | null; transition?: SagaTransition }> => {
       const saga = await trx('sagas').where({ id: sagaId }).forUpdate().first('id', 'type', 'status', 'payload');
       if (!saga || saga.status !== 'RUNNING') return { started: false, tag: null };
       const failed = await trx('saga_steps').where({ saga_id: sagaId }).orderBy('id', 'desc').first('step', 'tag');
@@ -114,7 +125,7 @@ export class SagaLog {
           finished_at: trx.fn.now(3),
           updated_at: trx.fn.now(3),
         });
-        return { started: true, tag: null };
+        return { started: true, tag: null, transition: { type: saga.type, status: 'COMPENSATED', tag: null, errorCode: failure.errorCode } };
       }
       await trx('saga_steps')
         .where({ saga_id: sagaId, step: failed.step })
@@ -131,8 +142,11 @@ export class SagaLog {
         updated_at: trx.fn.now(3),
       });
       await this.enqueueCompensation(trx, saga, failed.tag, failed.step, 1);
-      return { started: true, tag: failed.tag as string };
+      const status = listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING';
+      return { started: true, tag: failed.tag as string, transition: { type: saga.type, status, tag: failed.tag, errorCode: failure.errorCode } };
     });
+    if (outcome.transition) this.onTransition(outcome.transition);
+    return { started: outcome.started, tag: outcome.tag };
   }
 
   /**
