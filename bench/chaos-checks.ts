@@ -316,15 +316,18 @@ export async function checkAcknowledged(stores: Stores, acks: Acks): Promise<Ack
   return { ordersLost, paysLost, refundsLost, cancelsLost, total: ordersLost + paysLost + refundsLost + cancelsLost };
 }
 
-export interface DlqReport {
+export interface QueueReport {
+  /** Messages in the dead-letter queues (`….dlq`). */
   total: number;
   byQueue: Record<string, number>;
+  /** Messages left in any other queue of the namespace (retry tiers, work queues), by queue. */
+  others: Record<string, number>;
   error?: string;
 }
 
-/** Depth of every dead-letter queue of the namespace, read with amqplib's checkQueue (exact, unlike the management UI's counts). */
-export async function checkDeadLetters(amqpUrl: string, queues: string[]): Promise<DlqReport> {
-  const report: DlqReport = { total: 0, byQueue: {} };
+/** Depth of every queue of the namespace, read with amqplib's checkQueue (exact, unlike the management UI's counts). */
+export async function checkQueues(amqpUrl: string, queues: string[]): Promise<QueueReport> {
+  const report: QueueReport = { total: 0, byQueue: {}, others: {} };
   let conn: Awaited<ReturnType<typeof amqp.connect>> | null = null;
   try {
     conn = await amqp.connect(amqpUrl, { timeout: 5_000 });
@@ -334,11 +337,13 @@ export async function checkDeadLetters(amqpUrl: string, queues: string[]): Promi
       ch.on('error', () => {});
       try {
         const { messageCount } = await ch.checkQueue(queue);
-        report.byQueue[queue] = messageCount;
-        report.total += messageCount;
         await ch.close();
+        if (queue.endsWith('.dlq')) {
+          report.byQueue[queue] = messageCount;
+          report.total += messageCount;
+        } else if (messageCount > 0) report.others[queue] = messageCount;
       } catch {
-        report.byQueue[queue] = 0; // not declared: nothing in it
+        // not declared: nothing in it
       }
     }
   } catch (err) {

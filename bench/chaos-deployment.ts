@@ -15,7 +15,8 @@ import { dropNamespace } from '../tools/drop-namespace';
  */
 
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga';
-const MAIN = path.join(__dirname, '../dist/main.js');
+/** The build under test: this tree's dist/main.js, or CHAOS_MAIN (e.g. an older build, for a baseline). */
+export const MAIN = process.env.CHAOS_MAIN ? path.resolve(process.env.CHAOS_MAIN) : path.join(__dirname, '../dist/main.js');
 const READY = /seat-saga listening on (http:\/\/[\d.:[\]]+)|seat-saga worker running.*?"metrics":"(http:\/\/[^"]+)\/metrics"/;
 
 /**
@@ -104,10 +105,10 @@ export class Deployment {
     };
   }
 
-  /** Every dead-letter queue of the namespace: the contract's five, and any other the management API lists. */
-  async deadLetterQueues(): Promise<string[]> {
-    const names = new Set(WORK_QUEUES.map((q) => `${this.namespace}.${q}.dlq`));
-    for (const name of await managementQueues(this.namespace)) if (name.endsWith('.dlq')) names.add(name);
+  /** Every queue of the namespace: the contract's work queues and their twins, and any other the management API lists. */
+  async queues(): Promise<string[]> {
+    const names = new Set(this.knownNames().queues);
+    for (const name of await managementQueues(this.namespace)) names.add(name);
     return [...names];
   }
 

@@ -25,6 +25,8 @@ export class Recorder {
   total = 0;
   readonly classes: Record<StatusClass, number> = { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0, 'no answer': 0 };
   status503 = 0;
+  /** 503 answers without a Retry-After header (the contract wants one on every route). */
+  status503WithoutRetryAfter = 0;
   /** `<op> <status> <code>` → count. */
   readonly outcomes = new Map<string, number>();
   /** 5xx other than 503 that no failpoint explains: `<op> <status> <code>: <message>` → count. */
@@ -48,7 +50,10 @@ export class Recorder {
     const code: string = reply.body?.error?.code ?? '';
     const key = `${op} ${reply.status}${code ? ` ${code}` : ''}`;
     this.outcomes.set(key, (this.outcomes.get(key) ?? 0) + 1);
-    if (reply.status === 503) this.status503 += 1;
+    if (reply.status === 503) {
+      this.status503 += 1;
+      if (!reply.headers.get('retry-after')) this.status503WithoutRetryAfter += 1;
+    }
     else if (reply.status >= 500) {
       const message = String(reply.body?.error?.message ?? (typeof reply.body === 'string' ? reply.body : ''));
       if (code === 'SAGA_FAILED' && /failpoint \S+ fired/.test(message)) this.injectedSagaFailed += 1;

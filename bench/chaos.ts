@@ -4,7 +4,7 @@ import path from 'node:path';
 import {
   checkAccepted,
   checkAcknowledged,
-  checkDeadLetters,
+  checkQueues,
   checkMoney,
   checkRecovery,
   checkSagas,
@@ -14,7 +14,7 @@ import {
   remaining,
   type AckReport,
   type AsyncReport,
-  type DlqReport,
+  type QueueReport,
   type MoneyReport,
   type RecoveryReport,
   type Remaining,
@@ -22,7 +22,7 @@ import {
   type SeatReport,
   type Stores,
 } from './chaos-checks';
-import { connectionOf, Deployment } from './chaos-deployment';
+import { connectionOf, Deployment, MAIN } from './chaos-deployment';
 import { Load } from './chaos-load';
 import {
   closeBrokerConnections,
@@ -133,7 +133,7 @@ process.on('uncaughtException', (err) => emergency(`uncaught exception: ${err.st
 process.on('unhandledRejection', (err) => emergency(`unhandled rejection: ${(err as Error)?.stack ?? err}`, 1));
 
 async function main(): Promise<number> {
-  if (!existsSync(path.join(__dirname, '../dist/main.js'))) throw new Error('dist/main.js is missing: run `npm run build` (npm run chaos does)');
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`npm run build\` (npm run chaos does)`);
   log(`settings: ${JSON.stringify({ ...settings, results: path.relative(process.cwd(), settings.results) || settings.results })}`);
   // It stops MariaDB, Redis and RabbitMQ for everyone on this machine: never outside the lock.
   await holdServicesLock(log);
@@ -318,7 +318,7 @@ async function main(): Promise<number> {
     const accepted = await checkAccepted(stores, load.acks.accepted, showIds);
     const acknowledged = await checkAcknowledged(stores, load.acks);
     const [{ c: outboxLeft }] = await stores.db('outbox').whereNull('sent_at').count({ c: '*' });
-    const dlq = await checkDeadLetters(dep.env.AMQP_URL, await dep.deadLetterQueues());
+    const dlq = await checkQueues(dep.env.AMQP_URL, await dep.queues());
     const outage = mariadbOutage as { downAt: number; backAt: number } | null;
     const recovery = outage ? await checkRecovery(stores, outage.downAt, outage.backAt) : null;
     const serverErrors = serverErrorsInLogs(dep.logFiles());
@@ -385,7 +385,7 @@ interface RunResult {
   accepted: AsyncReport;
   acknowledged: AckReport;
   outboxLeft: number;
-  dlq: DlqReport;
+  dlq: QueueReport;
   recovery: RecoveryReport | null;
   unexpectedExits: number;
   /** /health of every process once settled (or when the settle wait gave up). */
@@ -418,6 +418,7 @@ function verdict(r: RunResult): string[] {
   if (faultErrors.length > 0) failed.push(`faults that went wrong: ${faultErrors.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
   if (settings.strict && r.load.recorder.unexpected5xxCount > 0) failed.push(`strict: ${r.load.recorder.unexpected5xxCount} 5xx other than 503 that no failpoint explains`);
   if (settings.strict && r.dlq.total > 0) failed.push(`strict: ${r.dlq.total} DLQ messages`);
+  if (settings.strict && r.load.recorder.status503WithoutRetryAfter > 0) failed.push(`strict: ${r.load.recorder.status503WithoutRetryAfter} 503 answers without Retry-After`);
   return failed;
 }
 
@@ -444,9 +445,11 @@ function render(r: RunResult, failures: string[]): string {
     `sagas not ended           ${r.sagas.notEnded}   (of ${fmt(r.sagas.total)}: ${Object.entries(r.sagas.byStatus).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; by type ${Object.entries(r.sagas.byType).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; orders of compensated sagas ${r.sagas.compensatedWithOrder})`,
     `acknowledged writes lost  ${r.acknowledged.total}   (201 orders ${r.acknowledged.ordersLost}, 200 pays ${r.acknowledged.paysLost}, refunds ${r.acknowledged.refundsLost}, cancels ${r.acknowledged.cancelsLost}; acknowledged: ${fmt(r.load.acks.orders.size)} orders, ${fmt(r.load.acks.paid.size)} pays, ${fmt(r.load.acks.refunded.size)} refunds, ${fmt(r.load.acks.cancelled.size)} cancels)`,
     `idempotent retries        ${fmt(r.load.acks.idempotentRetries)} (replayed ${fmt(r.load.acks.idempotentReplays)}), answers that differ ${r.load.acks.idempotencyMismatches.length}${r.load.acks.idempotencyMismatches.length ? `: ${r.load.acks.idempotencyMismatches.slice(0, 3).join('; ')}` : ''}`,
+    `503 without Retry-After   ${fmt(rec.status503WithoutRetryAfter)}`,
     `5xx other than 503        ${fmt(rec.other5xx)}   (SAGA_FAILED from failpoints ${fmt(rec.injectedSagaFailed)}; not explained by a failpoint ${fmt(rec.unexpected5xxCount)})`,
     ...top(rec.unexpected5xx, 8),
     `DLQ messages left         ${r.dlq.total}${r.dlq.error ? ` (could not read: ${r.dlq.error})` : ''}${r.dlq.total ? ` ${JSON.stringify(Object.fromEntries(Object.entries(r.dlq.byQueue).filter(([, v]) => v > 0)))}` : ''}`,
+    `other queues not empty    ${Object.keys(r.dlq.others).length ? JSON.stringify(r.dlq.others) : 'none'}`,
     `outbox unsent             ${r.outboxLeft}`,
     `DB return → last saga end ${r.recovery?.dbReturnToLastSagaEndedMs != null ? `${fmt(r.recovery.dbReturnToLastSagaEndedMs)} ms (${r.recovery.sagasEndedAfterOutage} sagas begun before it ended after the outage)` : 'n/a (no MariaDB outage)'}`,
     `process exits not asked   ${r.unexpectedExits}`,
@@ -512,6 +515,7 @@ function serverErrorsInLogs(files: string[]): Map<string, number> {
 }
 
 function commitOf(): string {
+  if (process.env.CHAOS_LABEL) return process.env.CHAOS_LABEL;
   try {
     const head = execSync('git rev-parse --short HEAD', { cwd: path.join(__dirname, '..'), encoding: 'utf8' }).trim();
     const dirty = execSync('git status --porcelain -- src migrations', { cwd: path.join(__dirname, '..'), encoding: 'utf8' }).trim();
