@@ -82,10 +82,12 @@ export function errorHandler(logger: Logger) {
     const appError = toAppError(err);
     const log = (res.locals.logger as Logger | undefined) ?? logger;
     if (appError.status >= 500) {
+      const saga = err instanceof SagaFailedError ? { sagaId: err.sagaId, tag: err.tag } : {};
       log.error('request failed', {
         code: appError.code,
         method: req.method,
         path: req.path,
+        ...saga,
         error: errorMessage(appError.cause ?? err),
         stack: appError.code === 'INTERNAL' && err instanceof Error ? err.stack : undefined,
       });

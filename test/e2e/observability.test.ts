@@ -41,6 +41,13 @@ describe('What operators see', () => {
     expect(outcomeLines(ok.body.sagaId).map((l) => [l.message, l.requestId])).to.deep.equal([['saga completed', 'req-ok-1']]);
     expect(outcomeLines(failedSaga).map((l) => l.message)).to.deep.equal(['saga compensated']);
     expect(app.logs.lines.some((l) => l.sagaId === failedSaga && l.message === 'saga failed, compensating' && l.requestId)).to.equal(true);
+    // An on-call engineer greps one saga id and finds the request that failed and each listener's attempt.
+    expect(app.logs.lines.filter((l) => l.message === 'request failed' && l.sagaId === failedSaga).map((l) => l.tag)).to.deep.equal(['order_add_cancel']);
+    const applied = app.logs.lines.filter((l) => l.message === 'compensation applied' && l.sagaId === failedSaga);
+    expect(applied.map((l) => [l.listener, l.attempt, l.tag]).sort()).to.deep.equal([
+      ['order-delete', 1, 'order_add_cancel'],
+      ['seat-release', 1, 'order_add_cancel'],
+    ]);
 
     const metrics = await api.get('/metrics');
     expect(metrics.status).to.equal(200);
