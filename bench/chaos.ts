@@ -53,8 +53,9 @@ import {
  * CHAOS_GAP_MS (the gap between faults; default: spread over the run), CHAOS_FAILPOINT_EVERY_MS
  * (7000), CHAOS_MAX_REQUESTS (500000), CHAOS_RESULTS (bench/chaos.md; "-" writes nothing),
  * CHAOS_KEEP=1 (keep the database and namespace), CHAOS_STRICT=1 (also fail on 5xx other than 503
- * that no failpoint explains, and on DLQ messages). The service's timings (PAYMENT_WINDOW_MS, …)
- * can be overridden the same way: see bench/chaos-deployment.ts.
+ * that no failpoint explains, on DLQ messages and on 503 without Retry-After), CHAOS_MAIN (another
+ * build to drill, e.g. a baseline) and CHAOS_LABEL (its name in the results). The service's
+ * timings (PAYMENT_WINDOW_MS, …) can be overridden the same way: see bench/chaos-deployment.ts.
  */
 
 const int = (name: string, fallback: number) => {
