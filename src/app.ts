@@ -242,6 +242,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
       const queue = topology.listenerQueues[listener.name];
       if (!queue) throw new Error(`no saga step routes to listener ${listener.name}`);
       await broker.consume({
+        name: listener.name,
         queue,
         prefetch: config.LISTENER_PREFETCH,
         maxDeliveries: config.MAX_DELIVERIES,
@@ -259,6 +260,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     }
     if (config.EXPIRY_TRIGGERS.has('delay-queue')) {
       await broker.consume({
+        name: 'expiry',
         queue: topology.expiry.dueQueue,
         prefetch: config.LISTENER_PREFETCH,
         maxDeliveries: config.MAX_DELIVERIES,
@@ -283,6 +285,7 @@ export async function startApp(config: Config, role: Role, options: StartOptions
     // Seat views first: a worker persists orders into the view it confirms them in.
     await loadSeatViews(db, inventory, logger);
     await broker.consume({
+      name: 'order-writer',
       queue: topology.asyncOrders.queue,
       prefetch: config.ASYNC_ORDER_PREFETCH,
       maxDeliveries: config.MAX_DELIVERIES,

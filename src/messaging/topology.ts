@@ -175,3 +175,33 @@ export function topologyNames(topology: Topology): { exchanges: string[]; queues
     queues: topology.declaredQueues.map((q) => q.name),
   };
 }
+
+/** What declaring needs of a connection (amqplib's ChannelModel). */
+interface ChannelOpener {
+  createChannel(): Promise<{
+    on(event: 'error', listener: (err: Error) => void): unknown;
+    assertExchange(name: string, type: string, options: { durable: boolean }): Promise<unknown>;
+    assertQueue(name: string, options: { durable: boolean; arguments: Record<string, unknown> }): Promise<unknown>;
+    bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown>;
+    close(): Promise<void>;
+  }>;
+}
+
+/** Declares (again: every declaration is idempotent) every exchange, queue and binding, on a channel of its own. */
+export async function declareTopology(model: ChannelOpener, exchanges: readonly ExchangeSpec[], queues: readonly QueueSpec[]): Promise<void> {
+  const declare = await model.createChannel();
+  declare.on('error', () => {});
+  try {
+    for (const exchange of exchanges) await declare.assertExchange(exchange.name, exchange.type, { durable: true });
+    for (const queue of queues) {
+      await declare.assertQueue(queue.name, { durable: true, arguments: queue.arguments }).catch((err: unknown) => {
+        throw new Error(
+          `cannot declare queue ${queue.name} (${err instanceof Error ? err.message : String(err)}); if its arguments changed (e.g. the first of RETRY_DELAYS_MS), delete the queue or restore the setting`,
+        );
+      });
+      for (const binding of queue.bindings) await declare.bindQueue(queue.name, binding.exchange, binding.routingKey);
+    }
+  } finally {
+    await declare.close().catch(() => {});
+  }
+}

@@ -78,12 +78,14 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
     expect(bindings.map((b) => [b.destination, b.routing_key])).to.deep.equal([[`${iso.namespace}.orders.persist`, 'accepted']]);
   });
 
-  it('When the connections page is read, then the service connection is named after its namespace and role', async () => {
-    const named = await waitFor('the named connection', async () => {
+  it('When the connections page is read, then the service publishes and consumes on two connections, named after its namespace, role and side', async () => {
+    const named = await waitFor('the named connections', async () => {
       const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
-      return connections.find((c) => c.client_properties.connection_name?.startsWith(`${iso.namespace} all `));
+      const ours = connections.map((c) => c.client_properties.connection_name ?? '').filter((name) => name.startsWith(`${iso.namespace} all `));
+      return ours.length === 2 && ours.sort();
     }, 15_000, 500);
-    expect(named.client_properties.connection_name).to.match(new RegExp(`^${iso.namespace} all .+:\\d+$`));
+    expect(named[0]).to.match(new RegExp(`^${iso.namespace} all .+:\\d+ consume$`));
+    expect(named[1]).to.match(new RegExp(`^${iso.namespace} all .+:\\d+ publish$`));
   });
 
   it('When the consumers are listed, then each work queue has one with the configured prefetch', async () => {
@@ -93,6 +95,13 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
         return q.consumer_details?.length >= 1 && q;
       }, 15_000, 500);
       expect(queue.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([32]);
+      // The consumer tag says who consumes, and the consumer sits on the consuming connection.
+      const [consumer] = queue.consumer_details as Array<{ consumer_tag: string; channel_details: { connection_name: string } }>;
+      const who = workQueue === app.topology.expiry.dueQueue ? 'expiry' : workQueue!.name.split('.').at(-1)!;
+      expect(consumer.consumer_tag.startsWith(`${who} ${iso.namespace} all `)).to.equal(true);
+      const connections: Array<{ name: string; client_properties: { connection_name?: string } }> = await management('/connections');
+      const connection = connections.find((c) => c.name === consumer.channel_details.connection_name);
+      expect(connection?.client_properties.connection_name).to.match(/ consume$/);
     }
     // The order consumer takes hundreds at a time: it persists them in batches.
     const persist = await waitFor('a consumer on the persist queue', async () => {
