@@ -92,14 +92,18 @@ export interface SeatReport {
   holdMismatches: number;
   /** A hold with no live order behind it (seats kept from sale for nothing). */
   leakedHolds: number;
-  /** The Redis view disagrees with the database (shows whose view is loaded). */
+  /** The Redis view disagrees with the database (shows whose view is loaded), still after 6 s. */
   viewMismatches: number;
+  /** Seats the view got right only after a moment (its update trails the database commit). */
+  viewLagged: number;
   viewsChecked: number;
+  /** What each lasting view mismatch looks like (seat, database, Redis, the orders and sagas involved). */
+  viewDetails: string[];
 }
 
 export async function checkSeats(stores: Stores): Promise<SeatReport> {
   const { db, redis } = stores;
-  const report: SeatReport = { shows: 0, seatsTotal: 0, sold: 0, held: 0, available: 0, doubleSold: 0, countMismatches: 0, holdMismatches: 0, leakedHolds: 0, viewMismatches: 0, viewsChecked: 0 };
+  const report: SeatReport = { shows: 0, seatsTotal: 0, sold: 0, held: 0, available: 0, doubleSold: 0, countMismatches: 0, holdMismatches: 0, leakedHolds: 0, viewMismatches: 0, viewLagged: 0, viewsChecked: 0, viewDetails: [] };
   const shows: Array<{ id: string; seats_total: number }> = await db('shows').select('id', 'seats_total');
   for (const show of shows) {
     report.shows += 1;
@@ -136,11 +140,43 @@ export async function checkSeats(stores: Stores): Promise<SeatReport> {
     const [freeKey, holdsKey, metaKey] = stores.keys(String(show.id));
     if ((await redis.exists(metaKey)) === 1) {
       report.viewsChecked += 1;
-      const free = new Set(await redis.zrange(freeKey, '0', '-1'));
-      const holds = await redis.hgetall(holdsKey);
-      for (const seat of seats) {
-        const agrees = seat.hold_order ? holds[seat.id] === String(seat.hold_order) && !free.has(seat.id) : free.has(seat.id) && holds[seat.id] === undefined;
-        if (!agrees) report.viewMismatches += 1;
+      // The view is updated just after the database commits: a seat that disagrees is looked at
+      // again (the database too) for a few seconds before it counts.
+      let disagreeing = seats.map((seat) => seat.id);
+      let first = -1;
+      let lastView: { free: Set<string>; holds: Record<string, string> } = { free: new Set(), holds: {} };
+      let lastDb = new Map(seats.map((seat) => [seat.id, seat]));
+      for (let attempt = 0; attempt < 4 && disagreeing.length > 0; attempt++) {
+        if (attempt > 0) {
+          await new Promise((resolve) => setTimeout(resolve, 2_000));
+          const again: typeof seats = await db('seats')
+            .leftJoin('seat_holds', 'seat_holds.seat_id', 'seats.id')
+            .whereIn('seats.id', disagreeing)
+            .select('seats.id', 'seat_holds.order_id as hold_order', 'seat_holds.status as hold_status', 'seat_holds.show_id as hold_show');
+          lastDb = new Map(again.map((seat) => [seat.id, seat]));
+        }
+        lastView = { free: new Set(await redis.zrange(freeKey, '0', '-1')), holds: await redis.hgetall(holdsKey) };
+        const { free, holds } = lastView;
+        disagreeing = disagreeing.filter((id) => {
+          const seat = lastDb.get(id)!;
+          return !(seat.hold_order ? holds[id] === String(seat.hold_order) && !free.has(id) : free.has(id) && holds[id] === undefined);
+        });
+        if (attempt === 0) first = disagreeing.length;
+      }
+      report.viewMismatches += disagreeing.length;
+      report.viewLagged += Math.max(0, first - disagreeing.length);
+      for (const id of disagreeing.slice(0, 5)) {
+        const seat = lastDb.get(id)!;
+        const holder = lastView.holds[id];
+        const orderIds = [seat.hold_order, holder].filter((x): x is string => Boolean(x)).map(String);
+        const orders: Array<{ id: string; status: string; saga_id: string }> = orderIds.length ? await db('orders').whereIn('id', orderIds).select('id', 'status', 'saga_id') : [];
+        const reservations: Array<{ order_id: string; outcome: string; reason: string | null }> = orderIds.length ? await db('reservations').whereIn('order_id', orderIds).select('order_id', 'outcome', 'reason') : [];
+        const sagas: Array<{ order_id: string; type: string; status: string; failed_tag: string | null }> = orderIds.length
+          ? await db('sagas').whereIn('order_id', orderIds).select('order_id', 'type', 'status', 'failed_tag')
+          : [];
+        report.viewDetails.push(
+          `show ${show.id} seat ${id}: database ${seat.hold_order ? `${seat.hold_status} by order ${seat.hold_order}` : 'available'}; Redis ${holder ? `held by order ${holder}` : 'no holder'}${lastView.free.has(id) ? ', in the free set' : ', not in the free set'}; orders ${JSON.stringify(orders)}; reservations ${JSON.stringify(reservations)}; sagas ${JSON.stringify(sagas)}`,
+        );
       }
     }
   }

@@ -52,7 +52,8 @@ import {
  * CHAOS_REDIS_DOWN_MS (4000), CHAOS_RABBITMQ_DOWN_MS (5000), CHAOS_MARIADB_DOWN_MS (5000),
  * CHAOS_GAP_MS (the gap between faults; default: spread over the run), CHAOS_FAILPOINT_EVERY_MS
  * (7000), CHAOS_MAX_REQUESTS (500000), CHAOS_RESULTS (bench/chaos.md; "-" writes nothing),
- * CHAOS_KEEP=1 (keep the database and namespace), CHAOS_STRICT=1 (also fail on 5xx other than 503
+ * CHAOS_KEEP=1 (keep the database and namespace; a failed run keeps them unless
+ * CHAOS_DROP_ON_FAIL=1), CHAOS_STRICT=1 (also fail on 5xx other than 503
  * that no failpoint explains, on DLQ messages and on 503 without Retry-After), CHAOS_MAIN (another
  * build to drill, e.g. a baseline) and CHAOS_LABEL (its name in the results). The service's
  * timings (PAYMENT_WINDOW_MS, …) can be overridden the same way: see bench/chaos-deployment.ts.
@@ -364,7 +365,9 @@ async function main(): Promise<number> {
       log(`!! could not restore: ${failures.join('; ')}`);
       exitCode = 1;
     }
-    if (settings.keep) log(`kept database ${dep.database} and namespace ${dep.namespace} (npx tsx tools/drop-namespace.ts ${dep.namespace} ${dep.database})`);
+    // A failed run keeps what it checked, to be looked at (CHAOS_DROP_ON_FAIL=1 drops it anyway).
+    const keep = settings.keep || (exitCode !== 0 && process.env.CHAOS_DROP_ON_FAIL !== '1');
+    if (keep) log(`kept database ${dep.database} and namespace ${dep.namespace} (npx tsx tools/drop-namespace.ts ${dep.namespace} ${dep.database})`);
     else await dep.drop().then(() => log(`dropped database ${dep.database}, namespace ${dep.namespace}`), (err) => log(`!! could not drop the namespace: ${(err as Error).message}`));
   }
   return exitCode;
@@ -440,7 +443,8 @@ function render(r: RunResult, failures: string[]): string {
     `faults injected           ${r.faults.length}${skipped > 0 ? ` (${skipped} skipped)` : ''}: ${faultLine}`,
     `failpoints armed          ${r.load.failpointsArmed} (SAGA_FAILED answers they caused: ${fmt(rec.injectedSagaFailed)})`,
     `settle                    ${r.settled ? `${(r.settleMs / 1000).toFixed(1)} s` : `NOT settled after ${settings.settleSeconds} s: ${JSON.stringify(r.left)}`}`,
-    `seats double-sold         ${r.seats.doubleSold}   (shows ${r.seats.shows}, seats ${fmt(r.seats.seatsTotal)}: sold ${fmt(r.seats.sold)}, held ${r.seats.held}, available ${fmt(r.seats.available)}; count mismatches ${r.seats.countMismatches}, hold mismatches ${r.seats.holdMismatches}, leaked holds ${r.seats.leakedHolds}, Redis view mismatches ${r.seats.viewMismatches} over ${r.seats.viewsChecked} views)`,
+    `seats double-sold         ${r.seats.doubleSold}   (shows ${r.seats.shows}, seats ${fmt(r.seats.seatsTotal)}: sold ${fmt(r.seats.sold)}, held ${r.seats.held}, available ${fmt(r.seats.available)}; count mismatches ${r.seats.countMismatches}, hold mismatches ${r.seats.holdMismatches}, leaked holds ${r.seats.leakedHolds}, Redis view mismatches ${r.seats.viewMismatches} over ${r.seats.viewsChecked} views, ${r.seats.viewLagged} more that caught up within 6 s)`,
+    ...r.seats.viewDetails.map((detail) => `    ${detail}`),
     `cents lost                ${fmt(r.money.centsLost)}   (users ${r.money.users}: ledger ≠ balance ${r.money.ledgerMismatchUsers} users / ${r.money.ledgerMismatchCents} ¢, negative balances ${r.money.negativeBalances}, payments without sale ${r.money.paymentsWithoutSaleCents} ¢, sales without payment ${r.money.salesWithoutPaymentCents} ¢, amount mismatches ${r.money.amountMismatchCents} ¢, credits ≠ acknowledged ${r.money.creditMismatchCents} ¢)`,
     `accepted orders lost      ${r.accepted.lost}   (accepted ${fmt(r.accepted.accepted)}: persisted ${fmt(r.accepted.persisted)}, released ${fmt(r.accepted.released)} ${JSON.stringify(r.accepted.releasedReasons)}; released yet persisted ${r.accepted.releasedWithOrder}; pending in Redis ${r.accepted.pendingInRedis})`,
     `sagas not ended           ${r.sagas.notEnded}   (of ${fmt(r.sagas.total)}: ${Object.entries(r.sagas.byStatus).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; by type ${Object.entries(r.sagas.byType).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; orders of compensated sagas ${r.sagas.compensatedWithOrder})`,
