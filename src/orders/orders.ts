@@ -68,6 +68,7 @@ export class Orders {
       seatIds: request.seatIds,
       priceCents: show.priceCents,
       expiresAt: new Date(placedAt + paymentWindowMs).toISOString(),
+      createdAt: new Date(placedAt).toISOString(),
     };
     const sagaId = await engine.run(orderSaga, order, { orderId, userId, logger: logger.child({ orderId }) });
     await this.deps.expiry.scheduleKeys([{ id: orderId, expiresAt: order.expiresAt }]);
@@ -79,7 +80,7 @@ export class Orders {
       totalCents: order.totalCents as number,
       expiresAt: order.expiresAt,
       sagaId,
-      createdAt: new Date(placedAt).toISOString(),
+      createdAt: order.createdAt!,
     };
   }
 

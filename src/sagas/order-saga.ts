@@ -12,6 +12,8 @@ export interface OrderSagaInput {
   seatIds: string[];
   priceCents: number;
   expiresAt: string;
+  /** When the order was placed: its created_at, so the POST's answer and a later GET agree. */
+  createdAt?: string;
 }
 
 export interface OrderSagaContext extends OrderSagaInput {
@@ -92,6 +94,7 @@ export function orderSaga(deps: OrderSagaDeps): SagaDefinition<OrderSagaContext>
               total_cents: order.totalCents,
               saga_id: run.sagaId,
               expires_at: new Date(order.expiresAt),
+              ...(order.createdAt ? { created_at: new Date(order.createdAt) } : {}),
             });
             await trx('order_seats').insert(order.seatIds.map((seatId) => ({ order_id: order.orderId, seat_id: seatId })));
             // The durable expiry trigger commits with the order (a no-op if the saga is compensated).

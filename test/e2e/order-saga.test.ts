@@ -86,6 +86,16 @@ describe('Order saga over HTTP', () => {
     });
   }
 
+  it('When an order is read back, then it is the one the POST answered, createdAt to the millisecond', async () => {
+    const placed = await api.post('/api/orders', { showId: show.id, seatIds: freshSeats(1) }, buyer.auth);
+    expect(placed.status).to.equal(201);
+    const read = await api.get(`/api/orders/${placed.body.id}`, buyer.auth);
+    expect(read.body.createdAt).to.equal(placed.body.createdAt);
+    expect(read.body.expiresAt).to.equal(placed.body.expiresAt);
+    const listed = (await api.get('/api/orders', buyer.auth)).body.find((o: { id: string }) => o.id === placed.body.id);
+    expect(listed.createdAt).to.equal(placed.body.createdAt);
+  });
+
   it("When recording a step's tag fails, then the saga is compensated from the previous step's tag and its seats come back", async () => {
     const seatIds = freshSeats(2);
     await api.setFailpoint('order.calc_money.record', { action: 'throw', count: 1 });
