@@ -565,7 +565,7 @@ function appendResults(file: string, r: RunResult, failures: string[], summary: 
     r.acknowledged.total,
     r.dlq.total,
     r.recovery?.dbReturnToLastSagaEndedMs != null ? fmt(r.recovery.dbReturnToLastSagaEndedMs) : 'n/a',
-    failures.length === 0 ? 'PASS' : `**FAIL** (${failures.length})`,
+    failures.length === 0 ? 'PASS' : `**FAIL**: ${failures.join('; ').replace(/\|/g, '/')}`,
   ];
   let text = existsSync(file) ? readFileSync(file, 'utf8') : HEADER;
   if (!text.includes(MARKER)) text = HEADER + text;
