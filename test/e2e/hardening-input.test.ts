@@ -1,5 +1,8 @@
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
+import { answerClientError } from '../../src/api/client-error';
 import { toNumber } from '../../src/db/database';
 import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
 import { ADMIN } from '../support/http';
@@ -231,6 +234,46 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       }
       await expectRefused({ method: 'DELETE', path: '/api/users/me/extra', headers: buyer.auth }, 404, 'NOT_FOUND');
     });
+  });
+
+  describe("Requests Node's HTTP parser refuses (answerClientError, for the server's clientError event)", () => {
+    let server: Server;
+    let port: number;
+    before(async () => {
+      server = createServer((_req, res) => res.end('{}')).on('clientError', answerClientError);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      port = (server.address() as AddressInfo).port;
+    });
+    after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+    /** The bytes as written, and the whole answer until the server closes. */
+    function exchange(bytes: string): Promise<string> {
+      return new Promise((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.end(bytes));
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk) => chunks.push(chunk));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      });
+    }
+
+    const cases: Array<[string, string, number, string]> = [
+      ['headers over 16 KiB', `GET /api/orders?x=${'q'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
+      ['a request line that is not HTTP', 'NOT HTTP AT ALL\r\n\r\n', 400, 'BAD_REQUEST'],
+      ['a header name that is not a token', 'GET /livez HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n', 400, 'BAD_REQUEST'],
+      ['both Content-Length and Transfer-Encoding', 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'BAD_REQUEST'],
+    ];
+    for (const [name, bytes, status, code] of cases) {
+      it(`When a request has ${name}, then ${status} ${code} with the error shape and the API's headers`, async () => {
+        const answer = await exchange(bytes);
+        const [head, body] = answer.split('\r\n\r\n');
+        expect(head.split('\r\n')[0]).to.match(new RegExp(`^HTTP/1.1 ${status} `));
+        expect(head).to.match(/\r\nX-Content-Type-Options: nosniff\r\n/).and.match(/\r\nCache-Control: no-store\r\n/).and.match(/\r\nConnection: close/);
+        const parsed = JSON.parse(body);
+        expect(hasErrorShape(parsed), body).to.equal(true);
+        expect(parsed.error.code).to.equal(code);
+      });
+    }
   });
 
   describe('Security headers', () => {
