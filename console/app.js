@@ -1,7 +1,7 @@
 // The operator console: login, the live counters and the views, routed by location.hash.
 import { html, render, useEffect, useState } from './vendor/preact-htm.js';
 import { api, session, whenUnauthorized } from './api.js';
-import { usePoll, useRoute } from './hooks.js';
+import { CHANGED, usePoll, useRoute } from './hooks.js';
 import { Counters } from './views/counters.js';
 import { DeadLetters } from './views/dead-letters.js';
 import { Login } from './views/login.js';
@@ -19,6 +19,10 @@ const NAV = [
 
 function Shell({ route, onSignOut }) {
   const overview = usePoll(api.overview, COUNTERS_EVERY_MS, []);
+  useEffect(() => {
+    addEventListener(CHANGED, overview.reload);
+    return () => removeEventListener(CHANGED, overview.reload);
+  }, []);
   const dlq = overview.data?.deadLetters.total ?? 0;
   const active = (item) => item.view === route.view || item.also?.includes(route.view);
   return html`

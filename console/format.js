@@ -15,6 +15,14 @@ export function dateTime(at) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(d)}.${pad(d.getMilliseconds(), 3)}`;
 }
 
+/** hh:mm:ss today, MM-DD hh:mm before, local time: short enough for a table column (the full time goes in its title). */
+export function shortDateTime(at) {
+  if (!at) return '—';
+  const d = new Date(at);
+  if (d.toDateString() === new Date().toDateString()) return clock(d);
+  return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clock(d).slice(0, 5)}`;
+}
+
 /** A duration in the unit that reads best: "12 ms", "1.25 s", "3 min 4 s". */
 export function duration(ms) {
   if (ms < 1000) return `${Math.round(ms)} ms`;

@@ -1,4 +1,7 @@
-import { useEffect, useRef, useState } from './vendor/preact-htm.js';
+import { useCallback, useEffect, useRef, useState } from './vendor/preact-htm.js';
+
+/** Fired on window after an operator's action (a redrive), so the counters read again at once. */
+export const CHANGED = 'console:changed';
 
 /**
  * Loads `load()` now and again every `everyMs` (null: once; a function of the data: decided after
@@ -32,7 +35,8 @@ export function usePoll(load, everyMs, deps) {
       clearTimeout(timer);
     };
   }, [...deps, tick]);
-  return { ...state, reload: () => setTick((t) => t + 1) };
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
 }
 
 /** The route in location.hash: `#/sagas?status=…`, `#/sagas/<id>`, `#/dead-letters`, `#/seats/<showId>`. */

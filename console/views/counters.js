@@ -28,20 +28,21 @@ export function Counters({ poll }) {
   const byListener = Object.entries(data?.deadLetters.byListener ?? {});
   return html`
     <section class=${`counters ${state === 'live' ? '' : 'counters-stale'}`} aria-label="Live counters" data-testid="counters">
-      <${Counter} label="orders accepted, last minute" value=${data?.ordersAccepted.lastMinute} testid="counter-orders-minute" />
-      <${Counter} label="orders accepted, last hour" value=${data?.ordersAccepted.lastHour} testid="counter-orders-hour" />
+      <${Counter} label="orders, last minute" value=${data?.ordersAccepted.lastMinute} testid="counter-orders-minute" />
+      <${Counter} label="orders, last hour" value=${data?.ordersAccepted.lastHour} testid="counter-orders-hour" />
       <${Counter} label="sagas running" value=${data?.sagas.running} testid="counter-running" />
       <${Counter} label="compensations in flight" value=${data?.compensationsInFlight} testid="counter-compensating" tone="amber" />
       <div class=${`counter counter-dlq ${data?.deadLetters.total > 0 ? 'counter-red' : ''}`} data-testid="counter-dead-letters">
-        <span class="counter-value" data-testid="counter-value">${number(data?.deadLetters.total)}</span>
-        <span class="counter-label">dead letters</span>
+        <div class="counter-main">
+          <span class="counter-value" data-testid="counter-value">${number(data?.deadLetters.total)}</span>
+          <span class="counter-label">dead letters</span>
+        </div>
         <ul class="dlq-breakdown" aria-label="Dead letters by listener">
           ${byListener.map(([listener, n]) => html`<li class=${n > 0 ? 'dlq-nonzero' : ''} data-testid=${`dlq-${listener}`}><span>${listener}</span> <b>${number(n)}</b></li>`)}
         </ul>
       </div>
       <div class=${`live live-${state}`} data-testid="live-status" data-state=${state} role="status">
-        <span class="live-dot" aria-hidden="true"></span>
-        <span class="live-text">${text}</span>
+        <span class="live-text"><span class="live-dot" aria-hidden="true"></span>${text}</span>
         <span class="live-at" data-testid="updated-at">${at ? `updated ${clock(data?.at ?? at)}` : 'not updated yet'}</span>
       </div>
     </section>`;

@@ -1,7 +1,7 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { api } from '../api.js';
-import { dateTime } from '../format.js';
-import { go, usePoll } from '../hooks.js';
+import { dateTime, shortDateTime } from '../format.js';
+import { CHANGED, go, usePoll } from '../hooks.js';
 import { ConfirmDialog, ErrorNote, SagaLink, StatusBadge } from '../ui.js';
 
 const LISTENERS = ['seat-release', 'order-delete', 'balance-restore', 'expiry', 'order-writer'];
@@ -56,7 +56,13 @@ export function DeadLetters({ query }) {
     setBusy(false);
     setPlan(null);
     setSelected(new Set());
+    // The listeners take a moment to apply what went back: read the queues now and once more shortly.
+    changed();
+    setTimeout(changed, 1000);
+  };
+  const changed = () => {
     list.reload();
+    dispatchEvent(new Event(CHANGED));
   };
 
   return html`
@@ -80,7 +86,7 @@ export function DeadLetters({ query }) {
       <p class="muted">Messages a listener gave up on after its retries (read without taking them off the queue). A redrive sends them back to their work queue; one whose saga is COMPENSATED already is dropped instead.</p>
       ${result &&
       html`<p class=${`alert ${result.errors.length ? 'alert-error' : 'alert-success'}`} role="status" data-testid="redrive-result" data-redriven=${result.redriven} data-dropped=${result.dropped}>
-        <strong>Redrive of ${plural(result.asked, 'message')} (${result.listeners.join(', ')}):</strong>
+        <strong>Redrive of ${plural(result.asked, 'message')} (${result.listeners.join(', ')}):</strong>${' '}
         ${result.redriven} redriven (back on their work queue), ${result.dropped} dropped (saga already compensated).
         ${result.errors.length > 0 && html` Failed: ${result.errors.join('; ')}`}
         <button type="button" class="link-button" onClick=${() => setResult(null)}>Dismiss</button>
@@ -103,11 +109,11 @@ export function DeadLetters({ query }) {
                   <input type="checkbox" checked=${selected.has(d.id)} disabled=${!d.sagaId} onChange=${() => toggle(d.id)}
                     aria-label=${d.sagaId ? `Select the dead letter of saga ${d.sagaId}` : 'No saga id: use “Redrive all” of its listener'} data-testid="dlq-select" />
                 </td>
-                <td class="nowrap">${dateTime(d.deadLetteredAt)}</td>
-                <td class="mono">${d.listener}</td>
+                <td class="nowrap" title=${dateTime(d.deadLetteredAt)}>${shortDateTime(d.deadLetteredAt)}</td>
+                <td class="mono nowrap">${d.listener}</td>
                 <td>${d.sagaId ? html`<${SagaLink} id=${d.sagaId} />` : html`<span class="muted">—</span>`}</td>
                 <td class="mono">${d.tag ?? '—'}</td>
-                <td>${d.reason}</td>
+                <td class="nowrap">${d.reason}</td>
                 <td class="num">${d.deliveries}</td>
                 <td class="truncate" title=${d.error ?? ''}><code class="error-text">${d.error ?? '—'}</code></td>
                 <td>${d.sagaStatus ? html`<${StatusBadge} status=${d.sagaStatus} type="order" />` : '—'}</td>

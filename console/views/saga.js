@@ -1,7 +1,7 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { api } from '../api.js';
 import { dateTime, duration, eventFamily, isRelease, kindText, sinceStart } from '../format.js';
-import { usePoll } from '../hooks.js';
+import { CHANGED, usePoll } from '../hooks.js';
 import { ConfirmDialog, ErrorNote, SagaType, StatusBadge } from '../ui.js';
 
 const FINAL = ['COMPLETED', 'COMPENSATED'];
@@ -9,8 +9,8 @@ const LISTENER_STATE = {
   pending: ['progress', 'pending: not delivered yet'],
   retrying: ['compensation', 'retrying'],
   'dead-lettered': ['failure', 'dead-lettered'],
-  done: ['done', 'done: undone'],
-  noop: ['done', 'done: nothing to undo'],
+  done: ['done', 'undone'],
+  noop: ['done', 'nothing to undo'],
 };
 
 /** One saga: what it is, its timeline drawn event by event, each listener's progress, and its redrive. */
@@ -60,7 +60,10 @@ function SagaHead({ saga, onRedriven }) {
         <div><dt>${release ? 'Release tag' : 'Failed tag'}</dt><dd class="mono">${saga.failedTag ?? '—'}</dd></div>
         <div><dt>Started</dt><dd>${dateTime(saga.createdAt)}</dd></div>
         <div><dt>Finished</dt><dd>${saga.finishedAt ? html`${dateTime(saga.finishedAt)} <span class="muted">(${took})</span>` : html`<span class="muted">not yet</span>`}</dd></div>
-        ${saga.error && html`<div class="fact-wide"><dt>Error</dt><dd class="error-text" data-testid="saga-error">${saga.error.code ? `${saga.error.code}: ` : ''}${saga.error.message}</dd></div>`}
+        ${saga.error &&
+        (release
+          ? html`<div class="fact-wide"><dt>Reason</dt><dd data-testid="saga-reason">${saga.error.message}</dd></div>`
+          : html`<div class="fact-wide"><dt>Error</dt><dd class="error-text" data-testid="saga-error">${saga.error.code ? `${saga.error.code}: ` : ''}${saga.error.message}</dd></div>`)}
       </dl>
     </section>`;
 }
@@ -72,11 +75,13 @@ function Timeline({ saga }) {
     <ol class="timeline" data-testid="timeline">
       ${saga.timeline.map((event) => {
         const family = eventFamily(event.kind, release);
+        // Only what the label does not say already.
+        const label = event.label;
         const meta = [
-          event.step && `step ${event.step}`,
-          event.listener && `listener ${event.listener}`,
-          event.tag && `tag ${event.tag}`,
-          event.deliveryCount && `delivery ${event.deliveryCount}`,
+          event.step && !label.startsWith(event.step) && `step ${event.step}`,
+          event.listener && !label.startsWith(event.listener) && `listener ${event.listener}`,
+          event.tag && !event.step && !event.listener && !label.includes(event.tag) && `tag ${event.tag}`,
+          event.deliveryCount && !label.includes(`delivery ${event.deliveryCount}`) && `delivery ${event.deliveryCount}`,
         ].filter(Boolean);
         const extraError = event.error && !event.label.includes(event.error);
         return html`
@@ -108,7 +113,7 @@ function Listeners({ saga }) {
                 const [family, text] = LISTENER_STATE[l.state] ?? ['progress', l.state];
                 return html`
                   <tr data-testid="listener-row" data-listener=${l.listener} data-state=${l.state}>
-                    <td class="mono">${l.listener}</td>
+                    <td class="mono nowrap">${l.listener}</td>
                     <td><span class=${`badge badge-${family}`}>${text}</span></td>
                     <td class="num">${l.attempts}</td>
                   </tr>
@@ -149,6 +154,7 @@ function Redrive({ saga, onDone }) {
     }
     setStep('idle');
     onDone(result);
+    dispatchEvent(new Event(CHANGED));
   };
   return html`
     <button type="button" class="button button-primary saga-redrive" onClick=${() => setStep('confirm')} data-testid="redrive-saga">Redrive compensation</button>

@@ -1,6 +1,6 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { api } from '../api.js';
-import { dateTime, duration, fromLocalInput, toLocalInput } from '../format.js';
+import { dateTime, duration, fromLocalInput, shortDateTime, toLocalInput } from '../format.js';
 import { go, usePoll } from '../hooks.js';
 import { ErrorNote, SagaLink, SagaType, StatusBadge } from '../ui.js';
 
@@ -111,18 +111,18 @@ function Results({ page }) {
   return html`
     <div class="table-wrap">
       <table class="table" data-testid="saga-results">
-        <thead><tr><th>Saga</th><th>Type</th><th>Status</th><th>Failed tag</th><th>Order</th><th>User</th><th>Started</th><th>Took</th></tr></thead>
+        <thead><tr><th>Saga</th><th>Type</th><th>Status</th><th>Failed tag</th><th>Order</th><th>User</th><th>Started</th><th class="num">Took</th></tr></thead>
         <tbody>
           ${items.map(
             (s) => html`<tr data-testid="saga-row" data-saga-id=${s.id}>
               <td><${SagaLink} id=${s.id} /></td>
-              <td><${SagaType} type=${s.type} /></td>
+              <td class="nowrap"><${SagaType} type=${s.type} /></td>
               <td><${StatusBadge} status=${s.status} type=${s.type} /></td>
               <td class="mono">${s.failedTag ?? html`<span class="muted">—</span>`}</td>
               <td class="mono">${s.orderId ?? '—'}</td>
               <td class="mono">${s.userId ?? '—'}</td>
-              <td class="nowrap">${dateTime(s.createdAt)}</td>
-              <td class="nowrap">${s.finishedAt ? duration(Date.parse(s.finishedAt) - Date.parse(s.createdAt)) : html`<span class="muted">running</span>`}</td>
+              <td class="nowrap" title=${dateTime(s.createdAt)}>${shortDateTime(s.createdAt)}</td>
+              <td class="nowrap num">${s.finishedAt ? duration(Date.parse(s.finishedAt) - Date.parse(s.createdAt)) : html`<span class="muted">—</span>`}</td>
             </tr>`,
           )}
         </tbody>
@@ -147,7 +147,7 @@ function SideStats() {
               <a href=${`#/sagas/${s.id}`} class="stuck-item" data-testid="stuck-item" data-saga-id=${s.id}>
                 <span class="mono">${s.id}</span>
                 <span><${SagaType} type=${s.type} /> · <${StatusBadge} status=${s.status} type=${s.type} /></span>
-                <span class="muted">started ${dateTime(s.createdAt)}</span>
+                <span class="muted">started ${shortDateTime(s.createdAt)}</span>
               </a>
             </li>`,
           )}

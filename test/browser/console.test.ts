@@ -36,7 +36,7 @@ describe('Operator console in a browser', function () {
   const figures: Record<string, string> = {};
 
   const db = () => sale.app.db;
-  const shot = (name: string) => page.screenshot({ path: path.join(shots, `console-${name}.png`) });
+  const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(shots, `console-${name}.png`), fullPage });
   const testid = (id: string) => page.getByTestId(id);
   const counter = async (id: string) => Number((await testid(id).getByTestId('counter-value').textContent())!.replace(/,/g, ''));
 
@@ -61,7 +61,10 @@ describe('Operator console in a browser', function () {
   }
 
   before(async () => {
-    sale = await startSale(iso, { env: { RETRY_DELAYS_MS: '50', MAX_DELIVERIES: '2', COMPENSATION_STALE_MS: '600000', DEAD_LETTER_RESOLVE_MS: '300' }, rows: 4, seatsPerRow: 10 });
+    // Two deliveries and a compensation is dead-lettered (as in the operator API test); the sweeper
+    // stays out of the way, so a dead letter waits for the operator and a stuck saga stays stuck.
+    const env = { RETRY_DELAYS_MS: '50', MAX_DELIVERIES: '2', COMPENSATION_STALE_MS: '600000', DEAD_LETTER_RESOLVE_MS: '300', SWEEP_INTERVAL_MS: '600000' };
+    sale = await startSale(iso, { env, rows: 4, seatsPerRow: 10 });
     await sale.api.credit(sale.buyer.id, 1_000_000);
     base = sale.app.url!.replace(/\/$/, '');
     shots = process.env.CONSOLE_SCREENSHOTS === 'docs' ? path.join(__dirname, '../../docs') : mkdtempSync(path.join(os.tmpdir(), 'console-shots-'));
@@ -146,11 +149,20 @@ describe('Operator console in a browser', function () {
     expect(await page.evaluate((key) => sessionStorage.getItem(key), TOKEN_KEY)).to.equal(null);
   });
 
-  it('When a saga failed by a failpoint is searched by status and failed tag, then its timeline draws the failed step, the compensation and each listener’s events; a cancel reads as a release', async () => {
+  it('When a saga failed by a failpoint is searched by status and failed tag, then its timeline draws the failed step, the compensation and each listener’s events; stuck sagas open their timeline; a cancel reads as a release', async () => {
     const { api, buyer, show } = sale;
-    for (let i = 0; i < 3; i++) await api.order(buyer, show.id, sale.freshSeats(1));
+    const completed: string[] = [];
+    for (let i = 0; i < 3; i++) completed.push((await api.order(buyer, show.id, sale.freshSeats(1))).sagaId);
     const sagaId = await failedOrderSaga();
+    const order = await api.order(buyer, show.id, sale.freshSeats(1));
+    expect((await api.post(`/api/orders/${order.id}/cancel`, undefined, buyer.auth)).status).to.equal(200);
+    const cancelId = (await db()('sagas').where({ order_id: order.id, type: 'cancel' }).first('id')).id;
     await waitFor('compensated', async () => (await api.saga(sagaId)).body.status === 'COMPENSATED', 15_000);
+    await waitFor('cancel done', async () => (await api.saga(cancelId)).body.status === 'COMPENSATED', 15_000);
+    // A saga whose process died an hour ago (as in the operator API test): RUNNING, no progress.
+    const stuckId = (BigInt(completed[0]) - 1n).toString();
+    await sale.app.sagaLog.create({ id: stuckId, type: 'order', input: {} });
+    await db()('sagas').where({ id: stuckId }).update({ updated_at: db().raw('NOW(3) - INTERVAL 1 HOUR') });
 
     await open('#/sagas');
     await testid('filter-status').selectOption('COMPENSATED');
@@ -160,8 +172,6 @@ describe('Operator console in a browser', function () {
     await testid('saga-row').first().waitFor();
     expect(await testid('saga-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-saga-id')))).to.deep.equal([sagaId]);
     expect(await testid('saga-row').getByTestId('saga-status').getAttribute('data-status')).to.equal('COMPENSATED');
-    await testid('stuck-panel').waitFor();
-    await shot('sagas');
 
     // A bad filter: the service's 400 names the field, and the form shows it next to that field.
     await testid('filter-orderId').fill('abc');
@@ -183,6 +193,19 @@ describe('Operator console in a browser', function () {
     await testid('page-previous').click();
     await page.waitForFunction((first) => document.querySelector('[data-testid="saga-row"]')?.getAttribute('data-saga-id') === first, newest[0]);
     expect(await testid('page-previous').isDisabled()).to.equal(true);
+
+    // The stuck saga, listed beside the search, opens its timeline.
+    await open('#/sagas');
+    const stuck = page.locator(`[data-testid="stuck-item"][data-saga-id="${stuckId}"]`);
+    await stuck.waitFor();
+    expect(await testid('stuck-count').textContent()).to.equal('1');
+    await testid('saga-row').first().waitFor();
+    await shot('sagas');
+    await stuck.click();
+    await page.waitForURL(new RegExp(`#/sagas/${stuckId}$`));
+    await page.locator(`[data-testid="saga-head"][data-saga-id="${stuckId}"]`).waitFor();
+    expect(await testid('saga-head').getByTestId('saga-status').getAttribute('data-status')).to.equal('RUNNING');
+    await db()('sagas').where({ id: stuckId }).update({ status: 'COMPENSATED', finished_at: db().fn.now(3) }); // leave nothing running
 
     // The timeline, opened from the search.
     await open(`#/sagas?status=COMPENSATED&tag=order_add_cancel`);
@@ -214,20 +237,18 @@ describe('Operator console in a browser', function () {
     const listeners = await testid('listener-row').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-listener'), r.getAttribute('data-state'), r.querySelector('.num')!.textContent]));
     expect(listeners).to.deep.equal(api_.listeners.map((l: { listener: string; state: string; attempts: number }) => [l.listener, l.state, String(l.attempts)]));
     expect(await testid('redrive-saga').count()).to.equal(0); // COMPENSATED: nothing to redrive
-    await shot('timeline');
+    await shot('timeline', true);
 
     // A cancel is a release: blue, "released", and no failure anywhere.
-    const order = await api.order(buyer, show.id, sale.freshSeats(1));
-    expect((await api.post(`/api/orders/${order.id}/cancel`, undefined, buyer.auth)).status).to.equal(200);
-    const cancelId = (await db()('sagas').where({ order_id: order.id, type: 'cancel' }).first('id')).id;
-    await waitFor('cancel done', async () => (await api.saga(cancelId)).body.status === 'COMPENSATED', 15_000);
     await open(`#/sagas/${cancelId}`);
     await testid('release-note').waitFor();
     expect(await testid('saga-head').getByTestId('saga-status').textContent()).to.equal('released');
     const families = await testid('timeline-event').evaluateAll((items) => items.map((li) => li.getAttribute('data-family')));
     expect(families).to.not.include('failure');
+    expect(await testid('saga-error').count()).to.equal(0); // its reason is no error
     expect(families[0]).to.equal('release');
     expect(families.at(-1)).to.equal('release');
+    await shot('timeline-release', true);
   });
 
   it('When a compensation is dead-lettered, then the dead letters view lists it, a confirmed redrive of the selection reports {redriven, dropped} and it leaves the list; the saga ends COMPENSATED', async () => {
