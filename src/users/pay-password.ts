@@ -5,19 +5,23 @@ import { AppError, notFound } from '../errors';
 import { payPasswordMatches } from './users';
 
 /**
- * rate-limiter-flexible's counting script, except that giving points back (a negative count) to a
- * key whose window has ended creates nothing: the next window starts with all its attempts, not
- * with one extra.
+ * rate-limiter-flexible's counting script, with two changes. An attempt refused because none is
+ * left is not counted (the count stays at the limit: a burst refused with 429 must not keep a user
+ * locked out once their right passwords have given their attempts back). Giving an attempt back
+ * (a negative count) to a key whose window has ended creates nothing: the next window starts with
+ * all its attempts, not one extra. ARGV: points, window seconds, the limit.
  */
 const COUNT_ATTEMPTS_LUA = `
-if tonumber(ARGV[1]) < 0 and redis.call('exists', KEYS[1]) == 0 then return {0, 0} end
+local points = tonumber(ARGV[1])
+if points < 0 and redis.call('exists', KEYS[1]) == 0 then return {0, 0} end
 redis.call('set', KEYS[1], 0, 'EX', ARGV[2], 'NX')
-local consumed = redis.call('incrby', KEYS[1], ARGV[1])
+local consumed = redis.call('incrby', KEYS[1], points)
 local ttl = redis.call('pttl', KEYS[1])
 if ttl == -1 then
   redis.call('expire', KEYS[1], ARGV[2])
   ttl = 1000 * ARGV[2]
 end
+if points > 0 and consumed > tonumber(ARGV[3]) then redis.call('decrby', KEYS[1], points) end
 return {consumed, ttl}`;
 
 /** What one pay-password check came to: a hash computed (right or wrong), or refused without one. */
