@@ -15,6 +15,8 @@ import { errorHandler } from './error-handler';
 import type { IdempotencyStore } from './idempotency';
 import { noRoute } from './no-route';
 import { consoleRoutes } from './console';
+import { docsRoutes } from './docs';
+import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
 import type { OperatorDeps } from './routes/operator';
 import { paymentRoutes } from './routes/payments';
@@ -152,6 +154,12 @@ export function createHttpApp(deps: ApiDeps): Express {
 
   // The operator console's page and modules (its data comes from /api/admin).
   app.use('/console', consoleRoutes());
+  // The API's description (built once, from the schemas that validate requests) and its viewer.
+  const openApi = JSON.stringify(openApiDocument());
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(openApi);
+  });
+  app.use('/docs', docsRoutes());
   // The provider's callback is signed over its raw bytes: it reads its own body.
   app.use('/api/payments', paymentRoutes(deps.payments));
   app.use(parseJson);
