@@ -1,5 +1,5 @@
 /// <reference lib="dom" />
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -61,6 +61,7 @@ describe('Operator console in a browser', function () {
   }
 
   before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (as .ci/run does), or set CHROMIUM_PATH`);
     // Two deliveries and a compensation is dead-lettered (as in the operator API test); the sweeper
     // stays out of the way, so a dead letter waits for the operator and a stuck saga stays stuck.
     const env = { RETRY_DELAYS_MS: '50', MAX_DELIVERIES: '2', COMPENSATION_STALE_MS: '600000', DEAD_LETTER_RESOLVE_MS: '300', SWEEP_INTERVAL_MS: '600000' };
