@@ -26,6 +26,7 @@ import { Orders } from './orders/orders';
 import { ReservationReconciler } from './orders/reservation-reconciler';
 import { ReservationLog } from './orders/reservations';
 import { PaymentNotifications } from './payments/notifications';
+import { answerClientError } from './api/client-error';
 import { DeadLetterLog, DeadLetters } from './operator/dead-letters';
 import { SagaQueries } from './operator/saga-queries';
 import { SagaEngine } from './sagas/engine';
@@ -311,6 +312,8 @@ export async function startApp(config: Config, role: Role, options: StartOptions
   ];
   const listen = async (listener: RequestListener, port: number): Promise<string> => {
     server = createServer(listener).listen(port);
+    // A request Node's own parser refuses (oversized headers, not HTTP) gets the error shape too.
+    server.on('clientError', answerClientError);
     server.on('request', (_req, res) => {
       inFlightRequests++;
       res.on('close', () => inFlightRequests--);
