@@ -1,3 +1,5 @@
+import { checkResponse, contract, contractReport } from './openapi-contract';
+
 /** A small HTTP client for the service under test: JSON in and out, status and body back. */
 export interface Reply<T = any> {
   status: number;
@@ -23,6 +25,8 @@ export class Api {
     } catch {
       // not JSON (e.g. /metrics)
     }
+    // Every answer is checked against /openapi.json (reported and failed at the end of the run).
+    checkResponse(method, `${this.baseUrl}${path}`, res.status, res.headers, text, parsed);
     return { status: res.status, body: parsed, headers: res.headers };
   }
 
@@ -102,4 +106,15 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
+}
+
+// Root-level (this module is loaded by the spec files): after the whole run, every answer that did
+// not match the OpenAPI document fails it, named with its method, path, status and the mismatch.
+if (typeof after === 'function') {
+  after(function openApiContract() {
+    console.log(`      ${contractReport()}`);
+    if (contract.violations.length === 0) return;
+    const lines = contract.violations.slice(0, 50).map((v) => `  ${v.method} ${v.path} ${v.status}: ${v.problem}`);
+    throw new Error(`${contract.violations.length} response(s) do not match /openapi.json:\n${lines.join('\n')}`);
+  });
 }
