@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from '../errors';
 import { operatorResponses, responses, errorShape, ALL_ERROR_CODES } from './responses';
 import { operatorSchemas } from './routes/operator';
+import { notificationSchema, SIGNATURE_HEADER } from '../payments/notifications';
 import { schemas } from './validation';
 
 /**
@@ -31,6 +32,8 @@ interface Operation {
   noBody?: boolean;
   query?: z.ZodType;
   idempotent?: boolean;
+  /** Signed by the payment provider (header X-Payment-Signature over the raw body). */
+  signed?: boolean;
   /** status -> schema (JSON) or a media type description. */
   success: Record<number, { description: string; schema?: z.ZodType; location?: boolean; contentType?: string }>;
   /** Codes this route answers besides the common ones (a status per code, from ERROR_STATUS). */
@@ -121,6 +124,7 @@ export const OPERATIONS: Operation[] = [
   },
   {
     method: 'post', path: '/api/payments/notify', operationId: 'paymentNotify', summary: "The payment provider's HMAC-signed callback", tag: 'payments', auth: 'none',
+    body: notificationSchema, signed: true,
     success: { 200: { description: 'stored, settled or flagged', schema: responses.paymentNotification } },
     errors: ['VALIDATION_FAILED', 'INVALID_SIGNATURE', 'STALE_NOTIFICATION', 'NOT_FOUND', 'IDEMPOTENCY_KEY_REUSED'],
     description: 'The body is any bytes (signed as they are, header X-Payment-Signature); see the README for the fields and the signature.',
@@ -245,6 +249,15 @@ function buildOperation(op: Operation) {
   }));
   const parameters: object[] = [...pathParams, ...(op.query ? queryParameters(op.query) : [])];
   if (op.idempotent) parameters.push({ $ref: '#/components/parameters/Idempotency-Key' });
+  if (op.signed) {
+    parameters.push({
+      name: SIGNATURE_HEADER,
+      in: 'header',
+      required: true,
+      description: 'the HMAC-SHA256 of the raw body under PAYMENT_NOTIFY_SECRET (see the README for its format)',
+      schema: { type: 'string' },
+    });
+  }
 
   const responsesOut: Record<string, object> = {};
   for (const [status, s] of Object.entries(op.success)) {
@@ -270,9 +283,7 @@ function buildOperation(op: Operation) {
     ...(parameters.length ? { parameters } : {}),
     ...(body
       ? { requestBody: { required: !(op.bodyOptional || op.noBody), content: { 'application/json': { schema: jsonSchema(body, 'input') } } } }
-      : op.path === '/api/payments/notify'
-        ? { requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'signed as sent; see the README' } } } } }
-        : {}),
+      : {}),
     responses: responsesOut,
   };
 }

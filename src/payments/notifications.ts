@@ -29,7 +29,7 @@ export type NotificationStatus = 'UNMATCHED' | 'SETTLED' | 'FLAGGED';
 export type FlagReason = 'NO_ORDER' | 'AMOUNT_MISMATCH' | 'ORDER_NOT_PAYABLE';
 const FLAG_REASONS: readonly FlagReason[] = ['NO_ORDER', 'AMOUNT_MISMATCH', 'ORDER_NOT_PAYABLE'];
 
-const notificationSchema = z.strictObject({
+export const notificationSchema = z.strictObject({
   orderId: idString,
   amountCents: cents(1_000_000_000_00).refine((n) => n > 0, 'must be positive'),
   txnId: z.string().regex(/^[\w.:-]{1,128}$/, 'must be 1-128 letters, digits or _ . : -'),

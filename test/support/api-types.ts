@@ -2622,13 +2622,22 @@ export interface operations {
     paymentNotify: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description the HMAC-SHA256 of the raw body under PAYMENT_NOTIFY_SECRET (see the README for its format) */
+                "X-Payment-Signature": string;
+            };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": {
+                    orderId: string;
+                    amountCents: number;
+                    txnId: string;
+                    /** Format: date-time */
+                    paidAt: string;
+                };
             };
         };
         responses: {

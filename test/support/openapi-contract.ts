@@ -59,6 +59,9 @@ export interface Violation {
   problem: string;
 }
 
+/** (method, template, status) answers that were checked at least once. */
+const seen = new Set<string>();
+
 export const contract = { validated: 0, skipped: 0, violations: [] as Violation[] };
 
 /** Files and pages, not JSON answers: not checked. */
@@ -91,6 +94,7 @@ export function checkResponse(method: string, url: string, status: number, heade
     return;
   }
   contract.validated++;
+  seen.add(`${op.method} ${op.template} ${status}`);
   if (!isJson) return fail(`documented as JSON, answered ${headers.get('content-type')}: ${text.slice(0, 100)}`);
   if (jsonSchema) {
     const validate = validatorOf(jsonSchema);
@@ -103,5 +107,11 @@ export function checkResponse(method: string, url: string, status: number, heade
 }
 
 export function contractReport(): string {
-  return `${contract.validated} responses validated against /openapi.json (${contract.skipped} not JSON, skipped)`;
+  const successes = operations.flatMap((o) => Object.keys(o.responses).filter((s) => Number(s) < 300).map((s) => `${o.method} ${o.template} ${s}`));
+  const unseen = successes.filter((s) => !seen.has(s));
+  return (
+    `${contract.validated} responses validated against /openapi.json (${contract.skipped} not JSON, skipped); ` +
+    `${successes.length - unseen.length} of ${successes.length} documented success answers seen` +
+    (unseen.length && unseen.length < 15 ? ` (not seen: ${unseen.join(', ')})` : '')
+  );
 }
