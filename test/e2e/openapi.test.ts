@@ -3,6 +3,8 @@ import { cleanup, isolate, startTestApp, type TestApp } from '../support/fixture
 import { Api } from '../support/http';
 import { createHttpApp, type ApiDeps } from '../../src/api/http-app';
 import { OPERATIONS, openApiPath } from '../../src/api/openapi';
+import { readFileSync } from 'node:fs';
+import { API_TYPES_FILE, generateApiTypes } from '../../tools/openapi-types';
 
 /** Stands in for every dependency: building the app's routes touches none of them. */
 const inert: any = new Proxy(function () {}, { get: (_t, key) => (key === 'isLevelEnabled' ? () => false : key === 'adminToken' ? 'inert-token' : key === 'then' ? undefined : inert), apply: () => inert });
@@ -72,6 +74,10 @@ describe('OpenAPI document (/openapi.json, /docs)', () => {
     expect(doc.paths['/api/admin/sagas'].get.parameters.map((p: { name: string }) => p.name)).to.include.members(['status', 'limit', 'cursor']);
     expect(doc.paths['/api/orders/{id}/pay'].post.security).to.deep.equal([{ bearer: [] }]);
     expect(doc.paths['/api/admin/shows'].post.security).to.deep.equal([{ adminToken: [] }]);
+  });
+
+  it('test/support/api-types.ts is what `npm run openapi:types` makes of the current document', async () => {
+    expect(readFileSync(API_TYPES_FILE, 'utf8') === (await generateApiTypes()), 'api-types.ts is stale: run npm run openapi:types').to.equal(true);
   });
 
   it('/docs renders it from files the service serves itself, under the strict CSP', async () => {
