@@ -63,6 +63,19 @@ const STATS_CACHE_MS = 2_000;
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
+const SUMMARY_COLUMNS = ['id', 'type', 'status', 'failed_tag', 'order_id', 'user_id', 'created_at', 'finished_at'] as const;
+
+const summaryOf = (row: any): SagaSummary => ({
+  id: row.id,
+  type: row.type,
+  status: row.status,
+  failedTag: row.failed_tag,
+  orderId: row.order_id,
+  userId: row.user_id,
+  createdAt: row.created_at.toISOString(),
+  finishedAt: iso(row.finished_at),
+});
+
 /** Keyset cursors: opaque to clients, the last id of the page underneath. */
 const encodeCursor = (id: string) => Buffer.from(`saga:${id}`).toString('base64url');
 function decodeCursor(cursor: string): string {
@@ -110,7 +123,7 @@ export class SagaQueries {
               : 'PRIMARY';
     const query = this.db
       .from(this.db.raw('?? FORCE INDEX (??)', ['sagas', index]))
-      .select('id', 'type', 'status', 'failed_tag', 'order_id', 'user_id', 'created_at', 'finished_at')
+      .select(...SUMMARY_COLUMNS)
       .orderBy('id', 'desc')
       .limit(filter.limit + 1);
     if (filter.status) query.where('status', filter.status);
@@ -124,16 +137,7 @@ export class SagaQueries {
     const rows = await query;
     const page = rows.slice(0, filter.limit);
     return {
-      items: page.map((row: any) => ({
-        id: row.id,
-        type: row.type,
-        status: row.status,
-        failedTag: row.failed_tag,
-        orderId: row.order_id,
-        userId: row.user_id,
-        createdAt: row.created_at.toISOString(),
-        finishedAt: iso(row.finished_at),
-      })),
+      items: page.map(summaryOf),
       nextCursor: rows.length > filter.limit ? encodeCursor(page[page.length - 1].id) : null,
     };
   }
@@ -167,22 +171,13 @@ export class SagaQueries {
     const stuck = this.stuckQuery();
     const [[{ n }], stuckRows] = await Promise.all([
       stuck.clone().count({ n: '*' }),
-      stuck.clone().select('id', 'type', 'status', 'failed_tag', 'order_id', 'user_id', 'created_at', 'finished_at').orderBy('updated_at').limit(20),
+      stuck.clone().select(...SUMMARY_COLUMNS).orderBy('updated_at').limit(20),
     ]);
     return {
       byStatus,
       byType,
       stuck: Number(n),
-      stuckSagas: stuckRows.map((row: any) => ({
-        id: row.id,
-        type: row.type,
-        status: row.status,
-        failedTag: row.failed_tag,
-        orderId: row.order_id,
-        userId: row.user_id,
-        createdAt: row.created_at.toISOString(),
-        finishedAt: iso(row.finished_at),
-      })),
+      stuckSagas: stuckRows.map(summaryOf),
     };
   }
 
