@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { snowflakeTime } from '../../src/support/ids';
 import { cleanup, isolate, startSale, type Sale } from '../support/fixture';
 import { ADMIN, waitFor } from '../support/http';
 import { checkSeatInvariants, sagasSettled } from '../support/invariants';
@@ -66,9 +67,10 @@ describe('Operator API: search, stats and timelines', function () {
     expect(await ids(`?userId=${sale.buyer.id}&status=COMPLETED&type=order`)).to.deep.equal(
       await db('sagas').where({ user_id: sale.buyer.id, status: 'COMPLETED', type: 'order' }).orderBy('id', 'desc').pluck('id'),
     );
-    const failedAt = (await db('sagas').where({ id: made.failed[0] }).first('created_at')).created_at as Date;
-    const since = new Date(failedAt.getTime() - 1).toISOString();
-    const until = new Date(failedAt.getTime() + 1).toISOString();
+    // A time range is an id range: the moment the id was minted (a few ms before created_at).
+    const mintedAt = snowflakeTime(made.failed[0]);
+    const since = new Date(mintedAt).toISOString();
+    const until = new Date(mintedAt + 1).toISOString();
     expect(await ids(`?since=${since}&until=${until}&tag=order_add_cancel`)).to.deep.equal([made.failed[0]]);
     expect(await ids(`?until=${new Date(Date.now() - 3_600_000).toISOString()}`)).to.deep.equal([]);
   });
