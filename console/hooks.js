@@ -9,7 +9,9 @@ export const CHANGED = 'console:changed';
  * Keeps the last good data when a reload fails, so a screen never blanks during an outage.
  */
 export function usePoll(load, everyMs, deps) {
-  const [state, setState] = useState({ data: null, error: null, at: null, loading: true });
+  // What was loaded for other deps (the previous search) is never shown as this one's.
+  const key = JSON.stringify(deps);
+  const [state, setState] = useState({ key, data: null, error: null, at: null, loading: true });
   const [tick, setTick] = useState(0);
   const every = useRef(everyMs);
   every.current = everyMs;
@@ -22,9 +24,9 @@ export function usePoll(load, everyMs, deps) {
     const run = async () => {
       try {
         data = await latest.current();
-        if (alive) setState({ data, error: null, at: new Date(), loading: false });
+        if (alive) setState({ key, data, error: null, at: new Date(), loading: false });
       } catch (error) {
-        if (alive) setState((s) => ({ ...s, error, loading: false }));
+        if (alive) setState((s) => (s.key === key ? { ...s, error, loading: false } : { key, data: null, error, at: null, loading: false }));
       }
       const ms = typeof every.current === 'function' ? every.current(data) : every.current;
       if (alive && ms) timer = setTimeout(run, ms);
@@ -36,7 +38,8 @@ export function usePoll(load, everyMs, deps) {
     };
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { ...state, reload };
+  const current = state.key === key ? state : { key, data: null, error: null, at: null, loading: true };
+  return { ...current, reload };
 }
 
 /** The route in location.hash: `#/sagas?status=…`, `#/sagas/<id>`, `#/dead-letters`, `#/seats/<showId>`. */

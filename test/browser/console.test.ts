@@ -38,6 +38,13 @@ describe('Operator console in a browser', function () {
   const db = () => sale.app.db;
   const shot = (name: string, fullPage = false) => page.screenshot({ path: path.join(shots, `console-${name}.png`), fullPage });
   const testid = (id: string) => page.getByTestId(id);
+  /** Waits until the search shows exactly these sagas, in this order. */
+  const rowsBecome = async (ids: string[]) => {
+    const shown = () => testid('saga-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-saga-id')));
+    await waitFor(`the rows ${ids.join(', ')}`, async () => JSON.stringify(await shown()) === JSON.stringify(ids), 10_000).catch(async (err) => {
+      throw new Error(`${(err as Error).message}; shown: ${JSON.stringify(await shown())}`);
+    });
+  };
   const counter = async (id: string) => Number((await testid(id).getByTestId('counter-value').textContent())!.replace(/,/g, ''));
 
   /** Opens a view by its hash, signing in first when the tab has no token. */
@@ -170,8 +177,7 @@ describe('Operator console in a browser', function () {
     await testid('filter-tag').fill('order_add_cancel');
     await testid('search').click();
     await page.waitForURL(/status=COMPENSATED/);
-    await testid('saga-row').first().waitFor();
-    expect(await testid('saga-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-saga-id')))).to.deep.equal([sagaId]);
+    await rowsBecome([sagaId]);
     expect(await testid('saga-row').getByTestId('saga-status').getAttribute('data-status')).to.equal('COMPENSATED');
 
     // A bad filter: the service's 400 names the field, and the form shows it next to that field.
@@ -183,16 +189,13 @@ describe('Operator console in a browser', function () {
 
     // Pages of 2, newest first, walked forward and back through the kept cursors.
     const newest: string[] = await db()('sagas').orderBy('id', 'desc').limit(4).pluck('id');
-    const rowIds = () => testid('saga-row').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-saga-id')));
     await open('#/sagas?limit=2');
-    await testid('saga-row').first().waitFor();
-    expect(await rowIds()).to.deep.equal(newest.slice(0, 2));
+    await rowsBecome(newest.slice(0, 2));
     await testid('page-next').click();
-    await page.waitForFunction((first) => document.querySelector('[data-testid="saga-row"]')?.getAttribute('data-saga-id') === first, newest[2]);
-    expect(await rowIds()).to.deep.equal(newest.slice(2, 4));
+    await rowsBecome(newest.slice(2, 4));
     expect(await testid('page-number').textContent()).to.equal('Page 2');
     await testid('page-previous').click();
-    await page.waitForFunction((first) => document.querySelector('[data-testid="saga-row"]')?.getAttribute('data-saga-id') === first, newest[0]);
+    await rowsBecome(newest.slice(0, 2));
     expect(await testid('page-previous').isDisabled()).to.equal(true);
 
     // The stuck saga, listed beside the search, opens its timeline.
