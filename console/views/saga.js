@@ -60,10 +60,9 @@ function SagaHead({ saga, onRedriven }) {
         <div><dt>${release ? 'Release tag' : 'Failed tag'}</dt><dd class="mono">${saga.failedTag ?? '—'}</dd></div>
         <div><dt>Started</dt><dd>${dateTime(saga.createdAt)}</dd></div>
         <div><dt>Finished</dt><dd>${saga.finishedAt ? html`${dateTime(saga.finishedAt)} <span class="muted">(${took})</span>` : html`<span class="muted">not yet</span>`}</dd></div>
+        ${release && saga.reason && html`<div class="fact-wide"><dt>Reason</dt><dd data-testid="saga-reason">${saga.reason}</dd></div>`}
         ${saga.error &&
-        (release
-          ? html`<div class="fact-wide"><dt>Reason</dt><dd data-testid="saga-reason">${saga.error.message}</dd></div>`
-          : html`<div class="fact-wide"><dt>Error</dt><dd class="error-text" data-testid="saga-error">${saga.error.code ? `${saga.error.code}: ` : ''}${saga.error.message}</dd></div>`)}
+        html`<div class="fact-wide"><dt>Error</dt><dd class="error-text" data-testid="saga-error">${saga.error.code ? `${saga.error.code}: ` : ''}${saga.error.message}</dd></div>`}
       </dl>
     </section>`;
 }

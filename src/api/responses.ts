@@ -85,7 +85,8 @@ export const operatorResponses = {
     status: z.enum(SAGA_STATUSES),
     orderId: id.nullable(),
     failedTag: z.string().nullable(),
-    error: z.object({ code: z.string().nullable(), message: z.string() }).nullable(),
+    error: z.object({ code: z.string().nullable(), message: z.string() }).nullable().describe('why a failed saga failed; null for a release'),
+    reason: z.string().nullable().describe('why a release (cancel, expiry, refund) happened; null otherwise'),
     createdAt: instant,
     finishedAt: instant.nullable(),
     steps: z.array(

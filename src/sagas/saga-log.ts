@@ -20,7 +20,10 @@ export interface SagaView {
   status: SagaStatus;
   orderId: string | null;
   failedTag: string | null;
+  /** Why a failed saga failed (null for a release: it did not fail). */
   error: { code: string | null; message: string } | null;
+  /** Why a release (cancel, expiry, refund) happened. */
+  reason: string | null;
   createdAt: string;
   finishedAt: string | null;
   steps: Array<{ step: string; tag: string; status: string; at: string; finishedAt: string | null; error: string | null }>;
@@ -48,6 +51,9 @@ export interface SagaTransition {
   /** Set when the saga failed and went to compensation (COMPENSATING, or COMPENSATED at once). */
   errorCode?: string;
 }
+
+/** Sagas that release an order on purpose (recordRelease): not failures. */
+const RELEASE_TYPES = new Set(['cancel', 'expiry', 'refund']);
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -283,7 +289,8 @@ export class SagaLog {
       status: saga.status,
       orderId: saga.order_id,
       failedTag: saga.failed_tag,
-      error: saga.error ? { code: saga.error_code, message: saga.error } : null,
+      error: saga.error && !RELEASE_TYPES.has(saga.type) ? { code: saga.error_code, message: saga.error } : null,
+      reason: RELEASE_TYPES.has(saga.type) ? saga.error : null,
       createdAt: saga.created_at.toISOString(),
       finishedAt: iso(saga.finished_at),
       steps: steps.map((s: any) => ({

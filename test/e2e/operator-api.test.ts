@@ -138,7 +138,9 @@ describe('Operator API: search, stats and timelines', function () {
   });
 
   it('When a cancel is opened, then it reads as a release, with no failure and no error', async () => {
-    const { timeline } = (await sale.api.get(`/api/admin/sagas/${made.cancel}`, ADMIN)).body;
+    const { timeline, error, reason } = (await sale.api.get(`/api/admin/sagas/${made.cancel}`, ADMIN)).body;
+    expect(error).to.equal(null);
+    expect(reason).to.be.a('string').and.match(/cancel/);
     expect(timeline[0]).to.deep.include({ kind: 'release.requested', label: 'order cancelled by its owner' });
     expect(timeline.at(-1)).to.deep.include({ kind: 'release.done', label: 'seats released' });
     expect(timeline.filter((e: { kind: string; error?: string }) => /failed/.test(e.kind) || e.error)).to.deep.equal([]);

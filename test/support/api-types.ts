@@ -3111,10 +3111,13 @@ export interface operations {
                         status: "RUNNING" | "COMPLETED" | "COMPENSATING" | "COMPENSATED";
                         orderId: string | null;
                         failedTag: string | null;
+                        /** @description why a failed saga failed; null for a release */
                         error: {
                             code: string | null;
                             message: string;
                         } | null;
+                        /** @description why a release (cancel, expiry, refund) happened; null otherwise */
+                        reason: string | null;
                         /** @description an ISO 8601 date-time (UTC) */
                         createdAt: string;
                         finishedAt: string | null;
