@@ -51,6 +51,7 @@ export const responses = {
     orderId: id.nullable(),
     userId: id.nullable(),
     createdAt: instant,
+    updatedAt: instant.describe('its last progress: a stuck saga has made none since'),
     finishedAt: instant.nullable(),
   }),
   failpoint: z.object({

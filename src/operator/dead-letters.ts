@@ -212,19 +212,23 @@ export class DeadLetters {
 
   /**
    * Sends the matching dead letters (every consumer's, or `listener`'s; every saga's, or those of
-   * `sagaIds`) back to their work queue with their delivery count reset; one whose saga is
+   * `sagaIds`; every one, or those of `ids`, as the dead-letter list gives them) back to their work queue with their delivery count reset; one whose saga is
    * settled already (COMPENSATED, or this listener's part done) is dropped instead. Either way it
    * leaves the DLQ. A redriven compensation takes effect once, whatever else delivers it.
    */
-  async redrive(filter: { listener?: ConsumerName; sagaIds?: string[] }): Promise<RedriveResult> {
+  async redrive(filter: { listener?: ConsumerName; sagaIds?: string[]; ids?: string[] }): Promise<RedriveResult> {
     const result: RedriveResult = { redriven: 0, dropped: 0 };
     const sagaIds = filter.sagaIds ? new Set(filter.sagaIds) : null;
+    const ids = filter.ids ? new Set(filter.ids) : null;
     for (const watched of this.watched) {
       if (filter.listener && filter.listener !== watched.consumer) continue;
       await this.passOver(watched, async (held, bodies) => {
         await this.recordMissing(watched, held);
         const matching = new Set(
-          bodies.map((body, i) => [body, i] as const).filter(([body]) => !sagaIds || sagaIds.has(String((body as { sagaId?: unknown } | null)?.sagaId))).map(([, i]) => i),
+          bodies
+            .map((body, i) => [body, i] as const)
+            .filter(([body, i]) => (!sagaIds || sagaIds.has(String((body as { sagaId?: unknown } | null)?.sagaId))) && (!ids || ids.has(idOf(held[i]))))
+            .map(([, i]) => i),
         );
         const settled = await watched.settled(this.deps.db, bodies);
         const dropped = [...matching].filter((i) => settled.has(i));

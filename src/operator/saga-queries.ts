@@ -28,6 +28,8 @@ export interface SagaSummary {
   orderId: string | null;
   userId: string | null;
   createdAt: string;
+  /** Its last progress (a stuck saga has made none since). */
+  updatedAt: string;
   finishedAt: string | null;
 }
 
@@ -63,7 +65,7 @@ const STATS_CACHE_MS = 2_000;
 
 const iso = (d: Date | null | undefined) => (d ? d.toISOString() : null);
 
-const SUMMARY_COLUMNS = ['id', 'type', 'status', 'failed_tag', 'order_id', 'user_id', 'created_at', 'finished_at'] as const;
+const SUMMARY_COLUMNS = ['id', 'type', 'status', 'failed_tag', 'order_id', 'user_id', 'created_at', 'updated_at', 'finished_at'] as const;
 
 const summaryOf = (row: any): SagaSummary => ({
   id: row.id,
@@ -73,6 +75,7 @@ const summaryOf = (row: any): SagaSummary => ({
   orderId: row.order_id,
   userId: row.user_id,
   createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
   finishedAt: iso(row.finished_at),
 });
 

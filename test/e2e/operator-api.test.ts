@@ -4,7 +4,7 @@ import { cleanup, isolate, startSale, type Sale } from '../support/fixture';
 import { ADMIN, waitFor } from '../support/http';
 import { checkSeatInvariants, sagasSettled } from '../support/invariants';
 
-type SagaItem = { id: string; type: string; status: string; failedTag: string | null; orderId: string | null; userId: string | null; createdAt: string; finishedAt: string | null };
+type SagaItem = { id: string; type: string; status: string; failedTag: string | null; orderId: string | null; userId: string | null; createdAt: string; updatedAt: string; finishedAt: string | null };
 
 describe('Operator API: search, stats and timelines', function () {
   this.timeout(60_000);
@@ -42,7 +42,7 @@ describe('Operator API: search, stats and timelines', function () {
     const ids: string[] = all.items.map((s: SagaItem) => s.id);
     const inDb: string[] = await sale.app.db('sagas').orderBy('id', 'desc').pluck('id');
     expect(ids).to.deep.equal(inDb);
-    expect(all.items[0]).to.have.keys(['id', 'type', 'status', 'failedTag', 'orderId', 'userId', 'createdAt', 'finishedAt']);
+    expect(all.items[0]).to.have.keys(['id', 'type', 'status', 'failedTag', 'orderId', 'userId', 'createdAt', 'updatedAt', 'finishedAt']);
 
     const walked: string[] = [];
     let cursor: string | null = null;
@@ -103,6 +103,7 @@ describe('Operator API: search, stats and timelines', function () {
     expect(stats.byType).to.deep.include({ pay: 1, cancel: 1 });
     expect(stats.stuck).to.equal(1);
     expect(stats.stuckSagas.map((s: SagaItem) => s.id)).to.deep.equal([stuckId]);
+    expect(Date.now() - Date.parse(stats.stuckSagas[0].updatedAt), 'no progress for an hour').to.be.greaterThan(3_500_000);
     await db('sagas').where({ id: stuckId }).update({ status: 'COMPENSATED', finished_at: db.fn.now(3) }); // leave nothing running
   });
 
@@ -263,6 +264,21 @@ describe('Operator API: dead letters and redrive', function () {
     await waitFor('gone from the list', async () => !(await sale.api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === one.sagaId), 10_000, 100);
     const row = await sale.app.db('dead_letters').where({ saga_id: one.sagaId }).first('resolution');
     expect(row.resolution).to.be.oneOf(['dropped', 'settled']);
+  });
+
+  it('When one dead letter is redriven by its id, then it alone goes back; the others stay', async () => {
+    const two = await deadLettered(2);
+    const list = (await sale.api.get('/api/admin/dead-letters?listener=seat-release', ADMIN)).body as Array<{ id: string; sagaId: string }>;
+    const first = list.find((d) => d.sagaId === two[0].sagaId)!;
+    const reply = await sale.api.post('/api/admin/dead-letters/redrive', { ids: [first.id] }, ADMIN);
+    expect(reply.body).to.deep.equal({ redriven: 1, dropped: 0 });
+    await waitFor('the first compensated', async () => (await sale.api.saga(two[0].sagaId)).body.status === 'COMPENSATED', 10_000);
+    const left = (await sale.api.get('/api/admin/dead-letters?listener=seat-release', ADMIN)).body as Array<{ sagaId: string }>;
+    expect(left.map((d) => d.sagaId)).to.deep.equal([two[1].sagaId]);
+    expect((await sale.api.saga(two[1].sagaId)).body.status).to.equal('COMPENSATING');
+    expect((await sale.api.post('/api/admin/dead-letters/redrive', { ids: ['not an id!'] }, ADMIN)).status).to.equal(400);
+    await sale.api.post('/api/admin/dead-letters/redrive', { sagaIds: [two[1].sagaId] }, ADMIN);
+    await waitFor('the second compensated', async () => (await sale.api.saga(two[1].sagaId)).body.status === 'COMPENSATED', 10_000);
   });
 
   it('When the overview is read, then it counts orders of the last minute, sagas in flight and open dead letters by listener', async () => {

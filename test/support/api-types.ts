@@ -2823,6 +2823,8 @@ export interface operations {
                             userId: string | null;
                             /** @description an ISO 8601 date-time (UTC) */
                             createdAt: string;
+                            /** @description its last progress: a stuck saga has made none since */
+                            updatedAt: string;
                             finishedAt: string | null;
                         }[];
                         /** @description null on the last page */
@@ -2975,6 +2977,8 @@ export interface operations {
                             userId: string | null;
                             /** @description an ISO 8601 date-time (UTC) */
                             createdAt: string;
+                            /** @description its last progress: a stuck saga has made none since */
+                            updatedAt: string;
                             finishedAt: string | null;
                         }[];
                     };
@@ -3603,6 +3607,7 @@ export interface operations {
                     /** @enum {string} */
                     listener?: "seat-release" | "order-delete" | "balance-restore" | "expiry" | "order-writer";
                     sagaIds?: string[];
+                    ids?: string[];
                 };
             };
         };

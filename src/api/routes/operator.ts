@@ -47,6 +47,11 @@ export const operatorSchemas = {
   deadLetterRedrive: z.strictObject({
     listener: z.enum(CONSUMERS).optional(),
     sagaIds: z.array(idString).min(1, 'must name at least one saga').max(1000, 'at most 1000 sagas at once').optional(),
+    ids: z
+      .array(z.string().regex(/^[\w-]{1,64}$/, 'must be a dead letter id as GET /dead-letters lists it'))
+      .min(1, 'must name at least one dead letter')
+      .max(1000, 'at most 1000 dead letters at once')
+      .optional(),
   }),
 };
 
