@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from '../errors';
+import { CONSUMER_NAMES } from '../operator/dead-letters';
 import { SAGA_STATUSES } from '../operator/saga-queries';
 
 /**
@@ -70,7 +71,7 @@ export const responses = {
 };
 
 const sagaSummary = responses.sagaSummary;
-const listeners = z.enum(['seat-release', 'order-delete', 'balance-restore', 'expiry', 'order-writer']);
+const listeners = z.enum(CONSUMER_NAMES);
 
 export const operatorResponses = {
   sagaPage: z.object({ items: z.array(sagaSummary), nextCursor: z.string().nullable().describe('null on the last page') }),

@@ -131,7 +131,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
         await trx('saga_compensations')
           .where({ saga_id: message.sagaId, tag: message.tag, listener: listener.name })
           .update({ status: changed ? 'DONE' : 'NOOP', detail: detail.slice(0, 255) });
-        await recordAttempt(trx, message, listener.name, delivery, changed ? 'done' : 'noop');
+        await trx('compensation_attempts').insert(attemptRow(message, listener.name, delivery, changed ? 'done' : 'noop'));
         const sagaCompensated = await sagaLog.listenerFinished(trx, message.sagaId);
         return { changed, detail, sagaCompensated };
       });
@@ -160,26 +160,19 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
   };
 }
 
+/** A delivery a listener handled, as the operator's timeline shows it. */
+function attemptRow(message: CompensationMessage, listener: string, delivery: Delivery, outcome: 'done' | 'noop' | 'duplicate' | 'failed', error?: string) {
+  return { saga_id: message.sagaId, tag: message.tag, listener, delivery_count: delivery.deliveryCount, outcome, error: error?.slice(0, 4000) ?? null };
+}
+
 /**
- * Records a delivery a listener handled, for the operator's timeline: in the compensation's own
- * transaction when it applied it, on its own otherwise (a record the database cannot take while
- * it is away is only lost from the timeline: the delivery's outcome stands).
+ * Records a delivery that did not apply the compensation, on its own: a record the database
+ * cannot take while it is away is only lost from the timeline, the delivery's outcome stands. (The
+ * delivery that applies it is recorded in the compensation's own transaction.)
  */
-async function recordAttempt(
-  db: Db | Tx,
-  message: CompensationMessage,
-  listener: string,
-  delivery: Delivery,
-  outcome: 'done' | 'noop' | 'duplicate' | 'failed',
-  error?: string,
-): Promise<void> {
-  const row = { saga_id: message.sagaId, tag: message.tag, listener, delivery_count: delivery.deliveryCount, outcome, error: error?.slice(0, 4000) ?? null };
-  if ('commit' in db) {
-    await db('compensation_attempts').insert(row);
-    return;
-  }
+async function recordAttempt(db: Db, message: CompensationMessage, listener: string, delivery: Delivery, outcome: 'duplicate' | 'failed', error?: string): Promise<void> {
   await db('compensation_attempts')
-    .insert(row)
+    .insert(attemptRow(message, listener, delivery, outcome, error))
     .catch(() => {});
 }
 

@@ -7,7 +7,8 @@ import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
 
 /** The consumer of a work queue, as operators name it: a compensation listener, or the expiry and order writers. */
-export type ConsumerName = ListenerName | 'expiry' | 'order-writer';
+export const CONSUMER_NAMES = ['seat-release', 'order-delete', 'balance-restore', 'expiry', 'order-writer'] as const satisfies ReadonlyArray<ListenerName | 'expiry' | 'order-writer'>;
+export type ConsumerName = (typeof CONSUMER_NAMES)[number];
 
 /** Which of these dead-lettered bodies have since been settled some other way (by index). */
 type SettledCheck = (db: Db, bodies: unknown[]) => Promise<Set<number>>;

@@ -2,6 +2,7 @@ import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { ListenerName } from '../messaging/topology';
 import { isIdString, snowflakeFloor } from '../support/ids';
+import { isReleaseSaga, RELEASE_SAGAS } from '../sagas/saga-log';
 import type { DeadLetterLog } from './dead-letters';
 
 export const SAGA_STATUSES = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED'] as const;
@@ -52,13 +53,6 @@ export interface ListenerProgress {
   attempts: number;
   lastError: string | null;
 }
-
-/** Sagas that release an order's seats on purpose: not failures. */
-const RELEASES: Record<string, string> = {
-  cancel: 'order cancelled by its owner',
-  expiry: 'order expired unpaid',
-  refund: 'order refunded',
-};
 
 /** How long one stats answer is shared. */
 const STATS_CACHE_MS = 2_000;
@@ -210,7 +204,7 @@ export class SagaQueries {
       this.db('saga_compensations').where({ saga_id: sagaId }).orderBy('at'),
       this.deps.deadLetters.ofSaga(sagaId),
     ]);
-    const release = RELEASES[saga.type];
+    const release = isReleaseSaga(saga.type) ? RELEASE_SAGAS[saga.type] : undefined;
     const events: Array<TimelineEvent & { order: number }> = [];
     const add = (at: Date | null, event: Omit<TimelineEvent, 'at'>) => {
       if (at) events.push({ ...event, at: at.toISOString(), order: events.length });

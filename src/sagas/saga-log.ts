@@ -52,8 +52,13 @@ export interface SagaTransition {
   errorCode?: string;
 }
 
-/** Sagas that release an order on purpose (recordRelease): not failures. */
-const RELEASE_TYPES = new Set(['cancel', 'expiry', 'refund']);
+/** Sagas that release an order on purpose (recordRelease), not failures, and what each one is. */
+export const RELEASE_SAGAS: Readonly<Record<string, string>> = {
+  cancel: 'order cancelled by its owner',
+  expiry: 'order expired unpaid',
+  refund: 'order refunded',
+};
+export const isReleaseSaga = (type: string): boolean => Object.hasOwn(RELEASE_SAGAS, type);
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -289,8 +294,8 @@ export class SagaLog {
       status: saga.status,
       orderId: saga.order_id,
       failedTag: saga.failed_tag,
-      error: saga.error && !RELEASE_TYPES.has(saga.type) ? { code: saga.error_code, message: saga.error } : null,
-      reason: RELEASE_TYPES.has(saga.type) ? saga.error : null,
+      error: saga.error && !isReleaseSaga(saga.type) ? { code: saga.error_code, message: saga.error } : null,
+      reason: isReleaseSaga(saga.type) ? saga.error : null,
       createdAt: saga.created_at.toISOString(),
       finishedAt: iso(saga.finished_at),
       steps: steps.map((s: any) => ({

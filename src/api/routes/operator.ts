@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../../errors';
-import type { ConsumerName, DeadLetterLog, DeadLetters } from '../../operator/dead-letters';
+import { CONSUMER_NAMES, type DeadLetterLog, type DeadLetters } from '../../operator/dead-letters';
 import { SAGA_STATUSES, type SagaQueries } from '../../operator/saga-queries';
 import type { SagaLog } from '../../sagas/saga-log';
 import { snowflakeFloor } from '../../support/ids';
@@ -18,7 +18,6 @@ export interface OperatorDeps {
   kickRelay(): void;
 }
 
-const CONSUMERS = ['seat-release', 'order-delete', 'balance-restore', 'expiry', 'order-writer'] as const satisfies readonly ConsumerName[];
 
 const queryInt = (min: number, max: number) =>
   z
@@ -43,9 +42,9 @@ export const operatorSchemas = {
       cursor: z.string().min(1).max(200).optional(),
     })
     .refine((q) => !q.since || !q.until || q.since < q.until, { message: 'since must be before until', path: ['since'] }),
-  deadLetterList: z.strictObject({ listener: z.enum(CONSUMERS).optional() }),
+  deadLetterList: z.strictObject({ listener: z.enum(CONSUMER_NAMES).optional() }),
   deadLetterRedrive: z.strictObject({
-    listener: z.enum(CONSUMERS).optional(),
+    listener: z.enum(CONSUMER_NAMES).optional(),
     sagaIds: z.array(idString).min(1, 'must name at least one saga').max(1000, 'at most 1000 sagas at once').optional(),
     ids: z
       .array(z.string().regex(/^[\w-]{1,64}$/, 'must be a dead letter id as GET /dead-letters lists it'))
