@@ -113,6 +113,9 @@ const schema = z.object({
   DEAD_LETTER_RESOLVE_MS: integer(100).default(30_000),
   LISTENER_PREFETCH: integer(1, 10_000).default(32),
   DB_POOL_MAX: integer(1, 500).default(20),
+  // Ended sagas (COMPLETED, COMPENSATED) older than this many days are purged with their steps,
+  // compensation records, sent outbox rows and resolved dead letters, in small batches (0 = keep forever).
+  SAGA_RETENTION_DAYS: integer(0, 36_500).default(30),
   SHUTDOWN_TIMEOUT_MS: integer(100).default(20_000),
 });
 

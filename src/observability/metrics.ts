@@ -134,6 +134,12 @@ export function createMetrics(db: Db) {
     help: 'Async reservations not yet persisted or released, as last counted by the reconciler',
     registers: [registry],
   });
+  const retentionPurged = new Counter({
+    name: 'seat_saga_retention_purged_rows_total',
+    help: 'Rows deleted by the saga retention purge (SAGA_RETENTION_DAYS), by table',
+    labelNames: ['table'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'seat_saga_outbox_pending',
     help: 'Outbox messages not yet confirmed by the broker',
@@ -193,6 +199,7 @@ export function createMetrics(db: Db) {
     asyncBatchSize,
     reservationsReleased,
     reservationsPending,
+    retentionPurged,
   };
 }
 
