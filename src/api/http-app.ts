@@ -1,51 +1,21 @@
 import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import type { Logger } from '../observability/logger';
-import type { Metrics } from '../observability/metrics';
-import type { AsyncOrderIntake } from '../orders/async-orders';
-import type { Orders } from '../orders/orders';
-import type { PaymentNotifications } from '../payments/notifications';
-import type { SagaLog } from '../sagas/saga-log';
-import type { Shows } from '../shows/shows';
-import type { Failpoints } from '../support/failpoints';
-import type { TokenSigner } from '../users/tokens';
-import type { Users } from '../users/users';
 import { requireUser } from './auth';
+import type { ApiDeps } from './deps';
 import { errorHandler } from './error-handler';
-import type { IdempotencyStore } from './idempotency';
 import { noRoute } from './no-route';
 import { consoleRoutes } from './console';
 import { docsRoutes } from './docs';
 import { openApiDocument } from './openapi';
 import { adminRoutes } from './routes/admin';
-import type { OperatorDeps } from './routes/operator';
 import { paymentRoutes } from './routes/payments';
 import { placeAsyncOrder, publicRoutes } from './routes/public';
 import { jsonBody, requestIdOf } from './request';
 import { API_CACHE_CONTROL, securityHeaders } from './security-headers';
 import { prereadBodyError, soldOutFastPath } from './sold-out-fast-path';
 
-export interface HealthCheck {
-  name: 'mysql' | 'redis' | 'rabbitmq';
-  check(): Promise<boolean>;
-}
-
-export interface ApiDeps {
-  logger: Logger;
-  metrics: Metrics;
-  tokens: TokenSigner;
-  adminToken: string;
-  users: Users;
-  shows: Shows;
-  orders: Orders;
-  asyncOrders: AsyncOrderIntake;
-  payments: PaymentNotifications;
-  idempotency: IdempotencyStore;
-  sagaLog: SagaLog;
-  failpoints: Failpoints;
-  health: HealthCheck[];
-  operator: OperatorDeps;
-}
+export type { ApiDeps, HealthCheck } from './deps';
 
 const withTimeout = <T>(promise: Promise<T>, ms: number, fallback: T) =>
   Promise.race([promise.catch(() => fallback), new Promise<T>((resolve) => setTimeout(() => resolve(fallback), ms).unref())]);

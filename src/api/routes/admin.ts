@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { notFound } from '../../errors';
-import type { ApiDeps } from '../http-app';
+import type { ApiDeps } from '../deps';
 import { requireAdmin } from '../auth';
 import { operatorRoutes } from './operator';
 import { parse, pathId, schemas } from '../validation';

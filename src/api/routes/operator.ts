@@ -1,23 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../../errors';
-import { CONSUMER_NAMES, type DeadLetterLog, type DeadLetters } from '../../operator/dead-letters';
-import { SAGA_STATUSES, type SagaQueries } from '../../operator/saga-queries';
-import type { SagaLog } from '../../sagas/saga-log';
+import { CONSUMER_NAMES } from '../../operator/dead-letters';
+import { SAGA_STATUSES } from '../../operator/saga-queries';
 import { snowflakeFloor } from '../../support/ids';
-import type { Db } from '../../db/database';
+import type { OperatorDeps } from '../deps';
 import { idString, parse, pathId } from '../validation';
-
-export interface OperatorDeps {
-  db: Db;
-  sagaLog: SagaLog;
-  sagaQueries: SagaQueries;
-  deadLetterLog: DeadLetterLog;
-  deadLetters: DeadLetters;
-  /** Wakes the outbox relay: a redriven compensation is published at once. */
-  kickRelay(): void;
-}
-
 
 const queryInt = (min: number, max: number) =>
   z

@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import type { ApiDeps } from '../http-app';
+import type { ApiDeps } from '../deps';
 import { requireUser, userIdOf } from '../auth';
 import { idempotent } from '../idempotency';
 import { expectNoBody, parse, parseWaitMs, pathId, routeInput, schemas } from '../validation';
