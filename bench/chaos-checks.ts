@@ -1,8 +1,7 @@
 import amqp from 'amqplib';
 import Redis from 'ioredis';
 import knex, { type Knex } from 'knex';
-import winston from 'winston';
-import { SeatInventory } from '../src/inventory/seat-inventory';
+import { showKeys, type ShowKeys } from '../src/inventory/seat-scripts';
 import type { Acks } from './chaos-load';
 
 /**
@@ -17,7 +16,7 @@ const n = (value: unknown) => Number(value ?? 0);
 export interface Stores {
   db: Knex;
   redis: Redis;
-  keys: (showId: string) => string[];
+  keys: (showId: string) => ShowKeys;
   close(): Promise<void>;
 }
 
@@ -25,13 +24,11 @@ export function openStores(connection: Record<string, unknown>, redisUrl: string
   const db = knex({ client: 'mysql2', connection: { ...connection, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true }, pool: { min: 0, max: 4 } });
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
   redis.on('error', () => {}); // reconnects by itself; a command that fails says why
-  // The service's own key layout (only keys() is used: the inventory never touches the database here).
-  const silent = winston.createLogger({ silent: true });
-  const inventory = new SeatInventory(redis as never, db as never, namespace, silent as never);
   return {
     db,
     redis,
-    keys: (showId) => inventory.keys(showId),
+    // The service's own key layout.
+    keys: (showId) => showKeys(namespace, showId),
     async close() {
       redis.disconnect();
       await db.destroy();
@@ -61,7 +58,7 @@ export async function remaining(stores: Stores, showIds: string[], accepted: Set
   ]);
   let pendingReservations = 0;
   for (const showId of showIds) {
-    const [, , , pendingKey, reservationsKey] = stores.keys(showId);
+    const { pending: pendingKey, reservations: reservationsKey } = stores.keys(showId);
     pendingReservations += (await redis.zcard(pendingKey)) + (await redis.hlen(reservationsKey));
   }
   let resolved = 0;
@@ -137,7 +134,7 @@ export async function checkSeats(stores: Stores): Promise<SeatReport> {
     const liveKeys = new Set(live.map((row) => `${row.order_id}:${row.seat_id}`));
     report.leakedHolds += seats.filter((s) => s.hold_order && !liveKeys.has(`${s.hold_order}:${s.id}`)).length;
 
-    const [freeKey, holdsKey, metaKey] = stores.keys(String(show.id));
+    const { free: freeKey, holds: holdsKey, meta: metaKey } = stores.keys(String(show.id));
     if ((await redis.exists(metaKey)) === 1) {
       report.viewsChecked += 1;
       // The view is updated just after the database commits: a seat that disagrees is looked at
@@ -324,7 +321,7 @@ export async function checkAccepted(stores: Stores, accepted: Set<string>, showI
     } else report.lost += 1;
   }
   for (const showId of showIds) {
-    const [, , , pendingKey, reservationsKey] = stores.keys(showId);
+    const { pending: pendingKey, reservations: reservationsKey } = stores.keys(showId);
     report.pendingInRedis += (await redis.zcard(pendingKey)) + (await redis.hlen(reservationsKey));
   }
   return report;

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { soldOut, type AsyncOrderIntake } from '../orders/async-orders';
+import { soldOut, type AsyncOrderIntake } from '../flash-sale/intake';
 import type { TokenSigner } from '../users/tokens';
 import { bearerUser } from './auth';
 import { errorBody } from './error-handler';

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { inTransaction, isDuplicateKey, type Db, type Tx } from '../db/database';
+import { inTransaction, type Db, type Tx } from '../db/database';
 import type { RedisClient } from '../db/redis';
 import { UnprocessableMessageError, type Delivery } from '../messaging/broker';
 import type { ListenerName } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
 import type { Failpoints } from '../support/failpoints';
-import { sleep } from '../support/time';
-import type { CompensationMessage, SagaLog } from '../sagas/saga-log';
+import { sleep, type Clock } from '../support/time';
+import type { CompensationKey } from '../sagas/compensation-records';
+import type { SagaLog } from '../sagas/saga-log';
+import type { CompensationMessage } from '../sagas/saga-types';
 
 /**
  * A compensating listener: `undo` runs inside the transaction that records the compensation, so
@@ -45,6 +47,7 @@ export interface ListenerRuntimeDeps {
   sagaLog: SagaLog;
   failpoints: Failpoints;
   logger: Logger;
+  clock: Clock;
   namespace: string;
   onOutcome?: (listener: ListenerName, outcome: ListenerOutcome) => void;
   /** This delivery was the saga's last compensation: it is COMPENSATED (committed). */
@@ -72,7 +75,8 @@ const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
  *  4. on failure: give the key back so the retry can take it.
  */
 export function compensationHandler(listener: CompensationListener, deps: ListenerRuntimeDeps) {
-  const { db, redis, sagaLog, failpoints, namespace } = deps;
+  const { db, redis, sagaLog, failpoints, namespace, clock } = deps;
+  const records = sagaLog.compensations;
   const outcome = (value: ListenerOutcome) => deps.onOutcome?.(listener.name, value);
 
   return async (delivery: Delivery): Promise<void> => {
@@ -82,30 +86,31 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
     const logger = deps.logger.child({ sagaId: message.sagaId, tag: message.tag, listener: listener.name });
     const key = `${namespace}:dedupe:${listener.name}:${message.sagaId}:${message.tag}`;
     const lease = `lease:${randomUUID()}`;
+    const record: CompensationKey = { sagaId: message.sagaId, tag: message.tag, listener: listener.name };
 
     // Take the lease, or learn that the compensation is done. A copy that finds another delivery
     // holding the lease waits for it (at most as long as a lease lives) rather than spending its
     // bounded retries.
     let waited = false;
-    for (const deadline = Date.now() + 2 * LEASE_MS; ; ) {
+    for (const deadline = clock.now() + 2 * LEASE_MS; ; ) {
       if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) === 'OK') break;
       if ((await redis.get(key)) === 'done') {
         logger.info('duplicate compensation ignored (redis)', { attempt: delivery.deliveryCount });
         outcome('duplicate-redis');
-        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
+        await records.recordAttempt(record, delivery.deliveryCount, 'duplicate');
         return;
       }
-      if (await alreadyRecorded(db, message, listener.name)) {
+      if (await records.isRecorded(record)) {
         // Done, but Redis does not know (it lost the key, or the holder died before saying so).
         await listener.afterCommit?.(message);
         logger.info('duplicate compensation ignored (database)', { attempt: delivery.deliveryCount });
         outcome('duplicate-db');
-        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
+        await records.recordAttempt(record, delivery.deliveryCount, 'duplicate');
         return;
       }
       if (!waited) outcome('busy');
       waited = true;
-      if (Date.now() > deadline) throw new CompensationBusyError(key);
+      if (clock.now() > deadline) throw new CompensationBusyError(key);
       await sleep(50);
     }
 
@@ -113,25 +118,10 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
       await failpoints.hit(`listener.${listener.name}.before`);
       const result = await inTransaction(db, async (trx) => {
         // Serializes the listeners of one saga, so exactly one of them sees the last pending count.
-        const saga = await trx('sagas').where({ id: message.sagaId }).forUpdate().first('status');
-        if (!saga) throw new Error(`saga ${message.sagaId} does not exist`);
-        try {
-          await trx('saga_compensations').insert({
-            saga_id: message.sagaId,
-            tag: message.tag,
-            listener: listener.name,
-            status: 'NOOP',
-            detail: 'in progress',
-          });
-        } catch (err) {
-          if (isDuplicateKey(err)) return 'duplicate' as const;
-          throw err;
-        }
+        await sagaLog.lockForCompensation(trx, message.sagaId);
+        if (!(await records.claim(trx, record))) return 'duplicate' as const;
         const { changed, detail } = await listener.undo(trx, message);
-        await trx('saga_compensations')
-          .where({ saga_id: message.sagaId, tag: message.tag, listener: listener.name })
-          .update({ status: changed ? 'DONE' : 'NOOP', detail: detail.slice(0, 255) });
-        await trx('compensation_attempts').insert(attemptRow(message, listener.name, delivery, changed ? 'done' : 'noop'));
+        await records.finish(trx, record, { changed, detail }, delivery.deliveryCount);
         const sagaCompensated = await sagaLog.listenerFinished(trx, message.sagaId);
         return { changed, detail, sagaCompensated };
       });
@@ -142,7 +132,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
       if (result === 'duplicate') {
         logger.info('duplicate compensation ignored (database)', { attempt: delivery.deliveryCount });
         outcome('duplicate-db');
-        await recordAttempt(db, message, listener.name, delivery, 'duplicate');
+        await records.recordAttempt(record, delivery.deliveryCount, 'duplicate');
       } else {
         logger.info('compensation applied', { status: result.changed ? 'DONE' : 'NOOP', detail: result.detail, attempt: delivery.deliveryCount });
         outcome(result.changed ? 'done' : 'noop');
@@ -154,29 +144,8 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
     } catch (err) {
       await redis.eval(RELEASE_LEASE, 1, key, lease).catch(() => {});
       logger.warn('compensation attempt failed', { attempt: delivery.deliveryCount, error: errorMessage(err) });
-      await recordAttempt(db, message, listener.name, delivery, 'failed', errorMessage(err));
+      await records.recordAttempt(record, delivery.deliveryCount, 'failed', errorMessage(err));
       throw err;
     }
   };
-}
-
-/** A delivery a listener handled, as the operator's timeline shows it. */
-function attemptRow(message: CompensationMessage, listener: string, delivery: Delivery, outcome: 'done' | 'noop' | 'duplicate' | 'failed', error?: string) {
-  return { saga_id: message.sagaId, tag: message.tag, listener, delivery_count: delivery.deliveryCount, outcome, error: error?.slice(0, 4000) ?? null };
-}
-
-/**
- * Records a delivery that did not apply the compensation, on its own: a record the database
- * cannot take while it is away is only lost from the timeline, the delivery's outcome stands. (The
- * delivery that applies it is recorded in the compensation's own transaction.)
- */
-async function recordAttempt(db: Db, message: CompensationMessage, listener: string, delivery: Delivery, outcome: 'duplicate' | 'failed', error?: string): Promise<void> {
-  await db('compensation_attempts')
-    .insert(attemptRow(message, listener, delivery, outcome, error))
-    .catch(() => {});
-}
-
-async function alreadyRecorded(db: Db, message: CompensationMessage, listener: string): Promise<boolean> {
-  const row = await db('saga_compensations').where({ saga_id: message.sagaId, tag: message.tag, listener }).first('status');
-  return row !== undefined;
 }

@@ -1,5 +1,3 @@
-import { z } from 'zod';
-import type { RedisClient } from '../db/redis';
 import { AppError, serviceUnavailable } from '../errors';
 import type { SeatInventory, ReserveResult } from '../inventory/seat-inventory';
 import { BrokerUnavailableError, type Broker } from '../messaging/broker';
@@ -11,25 +9,10 @@ import type { Shows } from '../shows/shows';
 import type { Failpoints } from '../support/failpoints';
 import type { IdGenerator } from '../support/ids';
 import type { Clock } from '../support/time';
-import type { OrderView } from './orders';
-import type { ReservationLog, ReservationReleaseReason, Resolutions } from './reservations';
-
-/** The order message of the async path: everything the consumer needs to persist the order. */
-export const asyncOrderMessage = z.object({
-  orderId: z.string().regex(/^\d+$/),
-  userId: z.string().regex(/^\d+$/),
-  showId: z.string().regex(/^\d+$/),
-  seatIds: z.array(z.string().regex(/^\d+$/)).min(1),
-  priceCents: z.number().int().min(0),
-  /** When the seats were reserved (epoch ms): the order's age, and the start of its payment window. */
-  reservedAt: z.number().int().positive(),
-  /** How long the placing request waits for it (0: it does not): for the give-up metric. */
-  waitMs: z.number().int().min(0),
-});
-
-export type AsyncOrderMessage = z.output<typeof asyncOrderMessage>;
-
-export type AsyncOrderRequest = { showId: string; seatIds: string[] } | { showId: string; quantity: number };
+import type { OrderView } from '../orders/order-store';
+import type { AsyncOrderMessage, AsyncOrderRequest } from './messages';
+import type { ReservationLog, ReservationReleaseReason } from './reservations';
+import type { AsyncOrderWaiters, Resolution } from './waiters';
 
 export interface AsyncOrderIntakeOptions {
   repeatWindowMs: number;
@@ -237,70 +220,5 @@ class PublishWindow {
     const next = this.queue.shift();
     if (next) next();
     else this.inFlight--;
-  }
-}
-
-export type Resolution = { outcome: 'persisted' } | { outcome: 'released'; reason: ReservationReleaseReason };
-
-/**
- * Requests waiting for their async order (`?waitMs=`), in this API process. Every worker
- * announces the orders it resolved on a Redis channel, so the worker that persists an order and
- * the API process that waits for it may be different processes.
- */
-export class AsyncOrderWaiters {
-  private readonly waiting = new Map<string, Set<(resolution: Resolution | null) => void>>();
-  private subscriber: RedisClient | null = null;
-
-  constructor(
-    private readonly redis: RedisClient,
-    private readonly channel: string,
-    private readonly logger: Logger,
-  ) {}
-
-  async start(): Promise<void> {
-    const subscriber = this.redis.duplicate();
-    this.subscriber = subscriber;
-    subscriber.on('error', () => {}); // the main client reports Redis outages
-    subscriber.on('message', (_channel: string, text: string) => {
-      if (this.waiting.size === 0) return;
-      try {
-        const resolutions = JSON.parse(text) as Resolutions;
-        for (const orderId of resolutions.persisted) this.settle(orderId, { outcome: 'persisted' });
-        for (const { orderId, reason } of resolutions.released) this.settle(orderId, { outcome: 'released', reason });
-      } catch (err) {
-        this.logger.warn('unreadable async order announcement', { error: errorMessage(err) });
-      }
-    });
-    await subscriber.connect().catch(() => {});
-    await subscriber.subscribe(this.channel);
-  }
-
-  /** Resolves with the order's outcome, or null after `ms`. */
-  wait(orderId: string, ms: number): { resolution: Promise<Resolution | null>; cancel(): void } {
-    let settle!: (resolution: Resolution | null) => void;
-    const resolution = new Promise<Resolution | null>((resolve) => {
-      const timer = setTimeout(() => settle(null), ms);
-      settle = (value) => {
-        clearTimeout(timer);
-        const set = this.waiting.get(orderId);
-        set?.delete(settle);
-        if (set?.size === 0) this.waiting.delete(orderId);
-        resolve(value);
-      };
-    });
-    const set = this.waiting.get(orderId) ?? new Set();
-    set.add(settle);
-    this.waiting.set(orderId, set);
-    return { resolution, cancel: () => settle(null) };
-  }
-
-  private settle(orderId: string, resolution: Resolution): void {
-    for (const settle of [...(this.waiting.get(orderId) ?? [])]) settle(resolution);
-  }
-
-  async stop(): Promise<void> {
-    for (const orderId of [...this.waiting.keys()]) for (const settle of [...(this.waiting.get(orderId) ?? [])]) settle(null);
-    this.subscriber?.disconnect();
-    this.subscriber = null;
   }
 }

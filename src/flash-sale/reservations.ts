@@ -61,6 +61,12 @@ export class ReservationLog {
     return new Map(rows.map((r) => [r.order_id, r.outcome]));
   }
 
+  /** Why the caller's async order was not placed, when its reservation was released; else null. */
+  async releaseReasonOf(userId: string, orderId: string): Promise<ReservationReleaseReason | null> {
+    const released = await this.deps.db('reservations').where({ order_id: orderId, user_id: userId, outcome: 'RELEASED' }).first('reason');
+    return released?.reason ?? null;
+  }
+
   /**
    * Gives back the seats of these reservations unless they were persisted: writes RELEASED
    * (a reservation already resolved keeps its outcome), then frees the seats of every RELEASED

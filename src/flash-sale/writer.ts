@@ -1,5 +1,6 @@
 import { inTransaction, isDuplicateKey, isRetriableTransactionError, type Db, type Tx } from '../db/database';
 import { isDatabaseUnavailable } from '../errors';
+import type { SeatHolds } from '../inventory/seat-holds';
 import type { SeatInventory } from '../inventory/seat-inventory';
 import type { BatchOutcome, Delivery } from '../messaging/broker';
 import type { Logger } from '../observability/logger';
@@ -8,13 +9,19 @@ import type { Metrics } from '../observability/metrics';
 import { FailpointError, type Failpoints } from '../support/failpoints';
 import type { IdGenerator } from '../support/ids';
 import type { Clock } from '../support/time';
-import { asyncOrderMessage, type AsyncOrderMessage } from './async-orders';
-import type { OrderExpiry } from './expiry';
+import type { OrderExpiry } from '../orders/expiry';
+import { ORDER_SAGA_STEPS } from '../orders/order-saga';
+import type { OrderStore } from '../orders/order-store';
+import type { SagaLog } from '../sagas/saga-log';
+import { asyncOrderMessage, type AsyncOrderMessage } from './messages';
 import { groupByShow, type ReservationLog, type ReservationRef } from './reservations';
 
 export interface AsyncOrderWriterDeps {
   db: Db;
   inventory: SeatInventory;
+  holds: SeatHolds;
+  orders: OrderStore;
+  sagaLog: SagaLog;
   reservations: ReservationLog;
   expiry: OrderExpiry;
   ids: IdGenerator;
@@ -22,12 +29,8 @@ export interface AsyncOrderWriterDeps {
   metrics: Metrics;
   logger: Logger;
   clock: Clock;
-  /** The order saga's steps: an async order's saga record lists them, all done. */
-  orderSteps: ReadonlyArray<{ name: string; tag: string }>;
   paymentWindowMs: number;
   maxQueueDelayMs: number;
-  /** Expiry messages were committed to the outbox: publish them now. */
-  onOutboxWritten(): void;
 }
 
 interface Persisting extends AsyncOrderMessage {
@@ -137,10 +140,7 @@ export class AsyncOrderWriter {
       const released = await this.deps.reservations.release(conflicting.map(refOf), 'seats-taken');
       // The view said free what the database holds: bring it in line.
       const seatIds = conflicting.flatMap((order) => order.seatIds);
-      const holders: Array<{ seatId: string; orderId: string; showId: string }> = await this.deps
-        .db('seat_holds')
-        .whereIn('seat_id', seatIds)
-        .select('seat_id as seatId', 'order_id as orderId', 'show_id as showId');
+      const holders = await this.deps.holds.holdersOf(seatIds);
       for (const [showId, held] of groupByShow(holders)) await this.deps.inventory.markHeld(showId, held);
       this.deps.logger.warn('async orders refused at persistence: the database holds their seats for other orders', {
         released,
@@ -170,20 +170,19 @@ export class AsyncOrderWriter {
   }
 
   private async insertOrders(trx: Tx, orders: Persisting[]): Promise<void> {
-    const { reservations, orderSteps, expiry } = this.deps;
+    const { reservations, holds, sagaLog, expiry } = this.deps;
     // The outcome first: a reservation the reconciler released meanwhile fails the batch here.
     await reservations.recordPersisted(trx, orders.map(refOf));
-    // Seat rows in one order across batches, so two workers' batches cannot deadlock on them.
-    const holds = orders
-      .flatMap((order) => order.seatIds.map((seatId) => ({ seat_id: seatId, show_id: order.showId, order_id: order.orderId, status: 'held' })))
-      .sort((a, b) => compareIds(a.seat_id, b.seat_id));
-    await trx('seat_holds').insert(holds);
-    await trx('sagas').insert(
+    await holds.hold(
+      trx,
+      orders.flatMap((order) => order.seatIds.map((seatId) => ({ seatId, showId: order.showId, orderId: order.orderId }))),
+    );
+    await sagaLog.recordCompleted(
+      trx,
       orders.map((order) => ({
         id: order.sagaId,
         type: 'order',
-        status: 'COMPLETED',
-        payload: JSON.stringify({
+        input: {
           orderId: order.orderId,
           userId: order.userId,
           showId: order.showId,
@@ -192,40 +191,27 @@ export class AsyncOrderWriter {
           expiresAt: order.expiresAt,
           reservedAt: new Date(order.reservedAt).toISOString(),
           async: true,
-        }),
-        order_id: order.orderId,
-        user_id: order.userId,
-        created_at: new Date(order.reservedAt),
-        finished_at: trx.fn.now(3),
+        },
+        orderId: order.orderId,
+        userId: order.userId,
+        createdAt: new Date(order.reservedAt),
+        // The order saga's steps: those the reservation script did started at the reservation,
+        // the rest in this transaction.
+        steps: ORDER_SAGA_STEPS.map((step) => ({ name: step.name, tag: step.tag, startedAt: step.reservation ? new Date(order.reservedAt) : null })),
       })),
     );
-    // The steps as the order saga names them: the seats were checked and held by the Lua script
-    // at the reservation's time, the rest happens in this transaction.
-    const reservedSteps = new Set(['seats_check', 'seats_hold']);
-    await trx('saga_steps').insert(
-      orders.flatMap((order) =>
-        orderSteps.map((step) => ({
-          saga_id: order.sagaId,
-          step: step.name,
-          tag: step.tag,
-          status: 'DONE',
-          started_at: reservedSteps.has(step.name) ? new Date(order.reservedAt) : trx.fn.now(3),
-          finished_at: trx.fn.now(3),
-        })),
-      ),
-    );
-    await trx('orders').insert(
+    await this.deps.orders.insert(
+      trx,
       orders.map((order) => ({
         id: order.orderId,
-        user_id: order.userId,
-        show_id: order.showId,
-        status: 'PENDING_PAYMENT',
-        total_cents: order.priceCents * order.seatIds.length,
-        saga_id: order.sagaId,
-        expires_at: new Date(order.expiresAt),
+        userId: order.userId,
+        showId: order.showId,
+        seatIds: order.seatIds,
+        totalCents: order.priceCents * order.seatIds.length,
+        sagaId: order.sagaId,
+        expiresAt: order.expiresAt,
       })),
     );
-    await trx('order_seats').insert(orders.flatMap((order) => order.seatIds.map((seatId) => ({ order_id: order.orderId, seat_id: seatId }))));
     await expiry.scheduleInTransaction(trx, orders.map((order) => ({ id: order.orderId, expiresAt: order.expiresAt })));
   }
 
@@ -233,7 +219,6 @@ export class AsyncOrderWriter {
   private async afterCommit(orders: Persisting[]): Promise<void> {
     const { failpoints, metrics, clock, reservations, expiry, logger } = this.deps;
     await failpoints.hit('async_order.persist.after');
-    this.deps.onOutboxWritten();
     const now = clock.now();
     metrics.asyncPersisted.inc(orders.length);
     // Their saga records were written COMPLETED: the saga log says so, the outcomes count it.
@@ -262,9 +247,4 @@ export class AsyncOrderWriter {
 /** Failures that say nothing about the orders themselves (a failpoint stands for one): retry the batch. */
 function isTransient(err: unknown): boolean {
   return isDatabaseUnavailable(err) || isRetriableTransactionError(err) || err instanceof FailpointError;
-}
-
-/** Numeric order of decimal id strings (they may exceed 2^53). */
-function compareIds(a: string, b: string): number {
-  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }

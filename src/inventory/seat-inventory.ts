@@ -1,191 +1,34 @@
-import type { Db } from '../db/database';
 import type { RedisClient } from '../db/redis';
 import type { Logger } from '../observability/logger';
+import type { Clock } from '../support/time';
+import type { SeatHolds } from './seat-holds';
+import { SEAT_SCRIPTS, showKeys, type SeatScript, type ShowKeys } from './seat-scripts';
 
 /**
- * The fast view of seats, in Redis. The database (seat_holds) is the truth; this view lets a
- * request learn "taken" without touching the database, and holds a list of seats atomically in
- * one Lua call. Per show, all keys share the hash tag {showId}, so each script touches one slot
- * (Redis Cluster ready):
- *
- *   <ns>:show:{id}:free   sorted set of free seat ids, scored by seat id (best seats first)
- *   <ns>:show:{id}:holds  hash seat id -> order id holding it (held or sold)
- *   <ns>:show:{id}:meta   hash {loaded, total, soldOut?, acceptFrom?}; absent = the view must be
- *                         rebuilt from the database
- *   <ns>:show:{id}:pending        sorted set: async reservations not yet resolved, scored by time
- *   <ns>:show:{id}:reservations   hash order id -> "userId|seat,seat,..." of each pending reservation
- *   <ns>:show:{id}:recent:<user>  the user's last async order on the show (repeat-submit window)
+ * The fast view of seats, in Redis (its keys and scripts: ./seat-scripts). The database
+ * (seat_holds) is the truth; this view lets a request learn "taken" without touching the
+ * database, and holds a list of seats atomically in one Lua call.
  *
  * Redis keeps nothing on disk here, so the view can vanish at any time; every script answers
  * NOT_LOADED then, and the view is rebuilt from the database before it is used again.
  */
 
-const HOLD_SEATS = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'NOT_LOADED'} end
-local order = ARGV[1]
-local taken = {}
-for i = 2, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) and redis.call('HGET', KEYS[2], ARGV[i]) ~= order then
-    taken[#taken + 1] = ARGV[i]
-  end
-end
-if #taken > 0 then
-  table.insert(taken, 1, 'TAKEN')
-  return taken
-end
-for i = 2, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('HSET', KEYS[2], ARGV[i], order)
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('HSET', KEYS[3], 'soldOut', '1') end
-return {'OK'}
-`;
-
-// Releases only the seats this order holds: a seat re-held by another order since is untouched.
-// Also ends the order's reservation (if it was an async one), clears the sold-out flag when a seat
-// came back, and frees the user's repeat-submit slot (KEYS[6]) if this order holds it.
-const RELEASE_SEATS = `
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
-if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
-if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
-local released = 0
-for i = 2, #ARGV do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
-    redis.call('HDEL', KEYS[2], ARGV[i])
-    redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i])
-    released = released + 1
-  end
-end
-if released > 0 then redis.call('HDEL', KEYS[3], 'soldOut') end
-return released
-`;
-
-// The async path's one call (KEYS[6]: the user's repeat-submit key). ARGV: order, user, now (ms),
-// repeat window (ms, 0 = off), quantity (0 = the seat ids that follow), seat ids.
-// Checks, in order: view loaded, view settled after a rebuild, sold-out flag, repeat submit, the
-// seats; then holds them, logs the reservation (pending, with its time) and takes the repeat slot.
-const RESERVE_SEATS = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'NOT_LOADED'} end
-local meta = redis.call('HMGET', KEYS[3], 'soldOut', 'acceptFrom')
-local now = tonumber(ARGV[3])
-if meta[2] and tonumber(meta[2]) > now then return {'SETTLING', meta[2]} end
-if meta[1] == '1' then return {'SOLD_OUT'} end
-local window = tonumber(ARGV[4])
-if window > 0 then
-  local previous = redis.call('GET', KEYS[6])
-  if previous then return {'DUPLICATE', previous} end
-end
-local free = redis.call('ZCARD', KEYS[1])
-if free == 0 then
-  redis.call('HSET', KEYS[3], 'soldOut', '1')
-  return {'SOLD_OUT'}
-end
-local order = ARGV[1]
-local quantity = tonumber(ARGV[5])
-local seats = {}
-if quantity > 0 then
-  if free < quantity then return {'NOT_ENOUGH', tostring(free)} end
-  seats = redis.call('ZRANGE', KEYS[1], 0, quantity - 1)
-else
-  local unknown, taken = {'UNKNOWN'}, {'TAKEN'}
-  for i = 6, #ARGV do
-    if redis.call('ZSCORE', KEYS[1], ARGV[i]) then seats[#seats + 1] = ARGV[i]
-    elseif redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then taken[#taken + 1] = ARGV[i]
-    else unknown[#unknown + 1] = ARGV[i] end
-  end
-  if #unknown > 1 then return unknown end
-  if #taken > 1 then return taken end
-end
-for i = 1, #seats do
-  redis.call('ZREM', KEYS[1], seats[i])
-  redis.call('HSET', KEYS[2], seats[i], order)
-end
-if free == #seats then redis.call('HSET', KEYS[3], 'soldOut', '1') end
-redis.call('ZADD', KEYS[4], now, order)
-redis.call('HSET', KEYS[5], order, ARGV[2] .. '|' .. table.concat(seats, ','))
-if window > 0 then redis.call('SET', KEYS[6], order, 'PX', window) end
-table.insert(seats, 1, 'OK')
-return seats
-`;
-
-// After the database committed async orders: their reservations are resolved, and the view shows
-// their seats held by them (it may have been rebuilt meanwhile). ARGV: k, k order ids, then
-// (seat, order) pairs.
-const CONFIRM_PERSISTED = `
-local k = tonumber(ARGV[1])
-for i = 2, k + 1 do
-  redis.call('ZREM', KEYS[4], ARGV[i])
-  redis.call('HDEL', KEYS[5], ARGV[i])
-end
-if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
-for i = k + 2, #ARGV, 2 do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('HSET', KEYS[3], 'soldOut', '1') end
-return 1
-`;
-
-const TAKEN_AMONG = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'NOT_LOADED'} end
-local taken = {'OK'}
-for i = 1, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then taken[#taken + 1] = ARGV[i] end
-end
-return taken
-`;
-
-// Seats that are neither free nor held in the view: not seats of this show.
-const UNKNOWN_AMONG = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return {'NOT_LOADED'} end
-local unknown = {'OK'}
-for i = 1, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) and redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
-    unknown[#unknown + 1] = ARGV[i]
-  end
-end
-return unknown
-`;
-
-// ARGV: total, acceptFrom (ms; 0 = at once), number of free seats F, F free seat ids, then
-// (seat, order) pairs of held seats. Loads only when the view is absent: a concurrent rebuild or a
-// live view is never overwritten.
-const LOAD_SHOW = `
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
-local freeCount = tonumber(ARGV[3])
-for i = 4, 3 + freeCount do redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i]) end
-for i = 4 + freeCount, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', KEYS[3], 'loaded', '1', 'total', ARGV[1])
-if tonumber(ARGV[2]) > 0 then redis.call('HSET', KEYS[3], 'acceptFrom', ARGV[2]) end
-if freeCount == 0 then redis.call('HSET', KEYS[3], 'soldOut', '1') end
-return 1
-`;
-
-// Marks seats held by the given orders (the database said so): ARGV pairs (seat, order).
-const MARK_HELD = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
-for i = 1, #ARGV, 2 do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('HSET', KEYS[3], 'soldOut', '1') end
-return 1
-`;
-
 type ScriptReply = Array<string>;
-type ShowKeys = [free: string, holds: string, meta: string, pending: string, reservations: string];
 
-interface InventoryCommands {
-  seatHold(...keysAndArgs: string[]): Promise<ScriptReply>;
-  seatRelease(...keysAndArgs: string[]): Promise<number>;
-  seatReserve(...keysAndArgs: string[]): Promise<ScriptReply>;
-  seatConfirmPersisted(...keysAndArgs: string[]): Promise<number>;
-  seatTakenAmong(...keysAndArgs: string[]): Promise<ScriptReply>;
-  seatUnknownAmong(...keysAndArgs: string[]): Promise<ScriptReply>;
-  seatLoadShow(...keysAndArgs: string[]): Promise<number>;
-  seatMarkHeld(...keysAndArgs: string[]): Promise<number>;
+type ScriptCommand = (...keysAndArgs: string[]) => Promise<unknown>;
+
+export interface SeatInventoryDeps {
+  redis: RedisClient;
+  holds: SeatHolds;
+  namespace: string;
+  logger: Logger;
+  clock: Clock;
+  /**
+   * After a rebuild (the view vanished: Redis lost its data), async reservations wait this long,
+   * so orders still in the queue are persisted (or dropped) before their seats, absent from the
+   * database so far, could be promised to someone else.
+   */
+  settleMs?: number;
 }
 
 export type HoldResult = { ok: true } | { ok: false; taken: string[] };
@@ -218,49 +61,25 @@ export interface PendingReservation {
 }
 
 export class SeatInventory {
-  private readonly redis: RedisClient & InventoryCommands;
   private readonly rebuilding = new Map<string, Promise<void>>();
 
-  /**
-   * `settleMs`: after a rebuild (the view vanished: Redis lost its data), async reservations wait
-   * this long, so orders still in the queue are persisted (or dropped) before their seats, absent
-   * from the database so far, could be promised to someone else.
-   */
-  constructor(
-    redis: RedisClient,
-    private readonly db: Db,
-    private readonly namespace: string,
-    private readonly logger: Logger,
-    private readonly settleMs = 0,
-  ) {
-    const scripts: Array<[name: keyof InventoryCommands, lua: string, keys: number]> = [
-      ['seatHold', HOLD_SEATS, 5],
-      ['seatRelease', RELEASE_SEATS, 6],
-      ['seatReserve', RESERVE_SEATS, 6],
-      ['seatConfirmPersisted', CONFIRM_PERSISTED, 5],
-      ['seatTakenAmong', TAKEN_AMONG, 5],
-      ['seatUnknownAmong', UNKNOWN_AMONG, 5],
-      ['seatLoadShow', LOAD_SHOW, 5],
-      ['seatMarkHeld', MARK_HELD, 5],
-    ];
-    for (const [name, lua, numberOfKeys] of scripts) {
-      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys, lua });
+  constructor(private readonly deps: SeatInventoryDeps) {
+    const { redis } = deps;
+    for (const { name, keys, lua } of Object.values(SEAT_SCRIPTS)) {
+      if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: keys.length, lua });
     }
-    this.redis = redis as RedisClient & InventoryCommands;
   }
 
-  keys(showId: string): ShowKeys {
-    const base = this.base(showId);
-    return [`${base}:free`, `${base}:holds`, `${base}:meta`, `${base}:pending`, `${base}:reservations`];
+  /** The keys of a show's view (and of the user's repeat-submit slot on it), by name. */
+  keys(showId: string, userId: string | null = null): ShowKeys {
+    return showKeys(this.deps.namespace, showId, userId);
   }
 
-  /** The key of a user's repeat-submit slot on a show (same hash slot as the show's view). */
-  recentKey(showId: string, userId: string | null): string {
-    return `${this.base(showId)}:recent:${userId ?? '-'}`;
-  }
-
-  private base(showId: string): string {
-    return `${this.namespace}:show:{${showId}}`;
+  /** Runs a script on a show's keys (those it names, in its order) with `args`. */
+  private run<T>(script: SeatScript, showId: string, args: string[], userId: string | null = null): Promise<T> {
+    const keys = this.keys(showId, userId);
+    const command = (this.deps.redis as unknown as Record<string, ScriptCommand>)[script.name];
+    return command.call(this.deps.redis, ...script.keys.map((name) => keys[name]), ...args) as Promise<T>;
   }
 
   /**
@@ -278,7 +97,7 @@ export class SeatInventory {
       ...(request.seatIds ?? []),
     ];
     const reply = await this.withLoadedView(showId, () =>
-      this.redis.seatReserve(...this.keys(showId), this.recentKey(showId, request.userId), ...args),
+      this.run<ScriptReply>(SEAT_SCRIPTS.RESERVE_SEATS, showId, args, request.userId),
     );
     const [status, ...rest] = reply;
     switch (status) {
@@ -303,21 +122,20 @@ export class SeatInventory {
   /** After the orders are committed: their reservations are resolved and the view shows their holds. */
   async confirmPersisted(showId: string, orders: Array<{ orderId: string; seatIds: string[] }>): Promise<void> {
     if (orders.length === 0) return;
-    await this.redis.seatConfirmPersisted(
-      ...this.keys(showId),
+    await this.run(SEAT_SCRIPTS.CONFIRM_PERSISTED, showId, [
       String(orders.length),
       ...orders.map((o) => o.orderId),
       ...orders.flatMap((o) => o.seatIds.flatMap((seatId) => [seatId, o.orderId])),
-    );
+    ]);
   }
 
   /** Reservations of a show still pending since before `olderThanMs` (epoch ms), oldest first. */
   async pendingReservations(showId: string, olderThanMs: number, limit: number): Promise<PendingReservation[]> {
-    const [, , , pending, reservations] = this.keys(showId);
-    const scored = await this.redis.zrangebyscore(pending, '-inf', `(${olderThanMs}`, 'WITHSCORES', 'LIMIT', 0, limit);
+    const { pending, reservations } = this.keys(showId);
+    const scored = await this.deps.redis.zrangebyscore(pending, '-inf', `(${olderThanMs}`, 'WITHSCORES', 'LIMIT', 0, limit);
     if (scored.length === 0) return [];
     const orderIds = scored.filter((_, i) => i % 2 === 0);
-    const entries = await this.redis.hmget(reservations, ...orderIds);
+    const entries = await this.deps.redis.hmget(reservations, ...orderIds);
     return orderIds.map((orderId, i) => {
       const [userId = '', seats = ''] = (entries[i] ?? '').split('|');
       return { orderId, userId, seatIds: seats ? seats.split(',') : [], reservedAtMs: Number(scored[2 * i + 1]) };
@@ -326,18 +144,18 @@ export class SeatInventory {
 
   /** How many async reservations of a show are pending. */
   async pendingCount(showId: string): Promise<number> {
-    return this.redis.zcard(this.keys(showId)[3]);
+    return this.deps.redis.zcard(this.keys(showId).pending);
   }
 
   /** Holds all of `seatIds` for the order, or none of them. Holding again for the same order is a no-op. */
   async hold(showId: string, orderId: string, seatIds: string[]): Promise<HoldResult> {
-    const reply = await this.withLoadedView(showId, () => this.redis.seatHold(...this.keys(showId), orderId, ...seatIds));
+    const reply = await this.withLoadedView(showId, () => this.run<ScriptReply>(SEAT_SCRIPTS.HOLD_SEATS, showId, [orderId, ...seatIds]));
     return reply[0] === 'OK' ? { ok: true } : { ok: false, taken: reply.slice(1) };
   }
 
   /** Seats among `seatIds` that are not free in the view. */
   async takenAmong(showId: string, seatIds: string[]): Promise<string[]> {
-    const reply = await this.withLoadedView(showId, () => this.redis.seatTakenAmong(...this.keys(showId), ...seatIds));
+    const reply = await this.withLoadedView(showId, () => this.run<ScriptReply>(SEAT_SCRIPTS.TAKEN_AMONG, showId, seatIds));
     return reply.slice(1);
   }
 
@@ -346,7 +164,7 @@ export class SeatInventory {
    * (free or held) and seats never change once a show exists, so it answers without the database.
    */
   async unknownAmong(showId: string, seatIds: string[]): Promise<string[]> {
-    const reply = await this.withLoadedView(showId, () => this.redis.seatUnknownAmong(...this.keys(showId), ...seatIds));
+    const reply = await this.withLoadedView(showId, () => this.run<ScriptReply>(SEAT_SCRIPTS.UNKNOWN_AMONG, showId, seatIds));
     return reply.slice(1);
   }
 
@@ -356,14 +174,14 @@ export class SeatInventory {
    * view is absent there is nothing to free: it is rebuilt from the database, which is released first.
    */
   async release(showId: string, orderId: string, seatIds: string[], userId: string | null = null): Promise<number> {
-    const released = await this.redis.seatRelease(...this.keys(showId), this.recentKey(showId, userId), orderId, ...seatIds);
+    const released = await this.run<number>(SEAT_SCRIPTS.RELEASE_SEATS, showId, [orderId, ...seatIds], userId);
     return Math.max(0, released);
   }
 
   /** Brings the view in line with holds the database has and the view missed. */
   async markHeld(showId: string, holders: Array<{ seatId: string; orderId: string }>): Promise<void> {
     if (holders.length === 0) return;
-    await this.redis.seatMarkHeld(...this.keys(showId), ...holders.flatMap((h) => [h.seatId, h.orderId]));
+    await this.run(SEAT_SCRIPTS.MARK_HELD, showId, holders.flatMap((h) => [h.seatId, h.orderId]));
   }
 
   /**
@@ -373,7 +191,8 @@ export class SeatInventory {
   async ensureLoaded(showId: string, options: { fresh?: boolean } = {}): Promise<void> {
     const inProgress = this.rebuilding.get(showId);
     if (inProgress) return inProgress;
-    const acceptFrom = options.fresh || this.settleMs === 0 ? 0 : Date.now() + this.settleMs;
+    const settleMs = this.deps.settleMs ?? 0;
+    const acceptFrom = options.fresh || settleMs === 0 ? 0 : this.deps.clock.now() + settleMs;
     const rebuild = this.loadFromDatabase(showId, acceptFrom).finally(() => this.rebuilding.delete(showId));
     this.rebuilding.set(showId, rebuild);
     return rebuild;
@@ -390,26 +209,20 @@ export class SeatInventory {
   }
 
   private async loadFromDatabase(showId: string, acceptFrom: number): Promise<void> {
-    const [, , meta] = this.keys(showId);
-    if ((await this.redis.exists(meta)) === 1) return;
-    const seats: Array<{ id: string; order_id: string | null }> = await this.db('seats')
-      .leftJoin('seat_holds', 'seat_holds.seat_id', 'seats.id')
-      .where('seats.show_id', showId)
-      .select('seats.id', 'seat_holds.order_id')
-      .orderBy('seats.id');
+    if ((await this.deps.redis.exists(this.keys(showId).meta)) === 1) return;
+    const seats = await this.deps.holds.seatsOfShow(showId);
     if (seats.length === 0) throw new Error(`show ${showId} has no seats`);
-    const free = seats.filter((s) => s.order_id === null).map((s) => s.id);
-    const held = seats.filter((s) => s.order_id !== null).flatMap((s) => [s.id, s.order_id as string]);
-    const loaded = await this.redis.seatLoadShow(...this.keys(showId), String(seats.length), String(acceptFrom), String(free.length), ...free, ...held);
-    if (loaded === 1) await this.catchUpAfterLoad(showId, new Map(seats.filter((s) => s.order_id !== null).map((s) => [s.id, s.order_id as string])));
-    if (loaded === 1) {
-      this.logger.info('seat view loaded from the database', {
-        showId,
-        free: free.length,
-        held: held.length / 2,
-        asyncOrdersFrom: acceptFrom > 0 ? new Date(acceptFrom).toISOString() : 'now',
-      });
-    }
+    const free = seats.filter((s) => s.orderId === null).map((s) => s.seatId);
+    const held = seats.filter((s) => s.orderId !== null).flatMap((s) => [s.seatId, s.orderId as string]);
+    const loaded = await this.run<number>(SEAT_SCRIPTS.LOAD_SHOW, showId, [String(seats.length), String(acceptFrom), String(free.length), ...free, ...held]);
+    if (loaded !== 1) return;
+    await this.catchUpAfterLoad(showId, new Map(seats.filter((s) => s.orderId !== null).map((s) => [s.seatId, s.orderId as string])));
+    this.deps.logger.info('seat view loaded from the database', {
+      showId,
+      free: free.length,
+      held: held.length / 2,
+      asyncOrdersFrom: acceptFrom > 0 ? new Date(acceptFrom).toISOString() : 'now',
+    });
   }
 
   /**
@@ -418,9 +231,8 @@ export class SeatInventory {
    * difference. Anything committed after this read updates the loaded view itself.
    */
   private async catchUpAfterLoad(showId: string, snapshot: Map<string, string>): Promise<void> {
-    const now: Array<{ seat_id: string; order_id: string }> = await this.db('seat_holds').where({ show_id: showId }).select('seat_id', 'order_id');
-    const current = new Map(now.map((h) => [h.seat_id, h.order_id]));
-    const added = now.filter((h) => snapshot.get(h.seat_id) !== h.order_id).map((h) => ({ seatId: h.seat_id, orderId: h.order_id }));
+    const current = await this.deps.holds.holdsOfShow(showId);
+    const added = [...current].filter(([seatId, orderId]) => snapshot.get(seatId) !== orderId).map(([seatId, orderId]) => ({ seatId, orderId }));
     await this.markHeld(showId, added);
     for (const [seatId, orderId] of snapshot) {
       if (current.get(seatId) !== orderId) await this.release(showId, orderId, [seatId]);

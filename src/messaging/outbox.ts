@@ -13,23 +13,9 @@ export interface OutboxMessage {
   sagaId?: string;
 }
 
-/** Writes a message in the caller's transaction: it reaches the broker if and only if that commits. */
-export async function enqueueMessage(trx: Tx, message: OutboxMessage): Promise<void> {
-  await enqueueMessages(trx, [message]);
-}
-
-/** As enqueueMessage, for many messages in one statement. */
-export async function enqueueMessages(trx: Tx, messages: OutboxMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  await trx('outbox').insert(
-    messages.map((message) => ({
-      exchange: message.exchange,
-      routing_key: message.routingKey,
-      message_id: message.messageId,
-      payload: JSON.stringify(message.payload),
-      saga_id: message.sagaId ?? null,
-    })),
-  );
+/** Who writes to the outbox: in the caller's transaction, published once it commits. */
+export interface OutboxWriter {
+  enqueue(trx: Tx, messages: OutboxMessage[]): Promise<void>;
 }
 
 export interface OutboxRelayOptions {
@@ -42,12 +28,15 @@ export interface OutboxRelayOptions {
 }
 
 /**
- * Publishes outbox rows with publisher confirms and marks them sent; runs in every process. A
+ * The one way into `outbox`: `enqueue` writes messages in the caller's transaction (they reach
+ * the broker if and only if it commits) and wakes the relay once it has committed.
+ *
+ * The relay publishes outbox rows with publisher confirms and marks them sent; runs in every process. A
  * batch is claimed under a lease, so relays side by side do not publish the same rows, and rows
  * of a relay that died are published by another once the lease ends. A message may still reach the
  * broker twice (confirm lost in a crash); every consumer is idempotent.
  */
-export class OutboxRelay {
+export class OutboxRelay implements OutboxWriter {
   private stopped = true;
   private wake: (() => void) | null = null;
   private kicked = false;
@@ -71,6 +60,24 @@ export class OutboxRelay {
     if (!this.stopped) return;
     this.stopped = false;
     this.loop = this.run();
+  }
+
+  async enqueue(trx: Tx, messages: OutboxMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await trx('outbox').insert(
+      messages.map((message) => ({
+        exchange: message.exchange,
+        routing_key: message.routingKey,
+        message_id: message.messageId,
+        payload: JSON.stringify(message.payload),
+        saga_id: message.sagaId ?? null,
+      })),
+    );
+    // Published now rather than at the next poll; a transaction that rolls back publishes nothing.
+    trx.executionPromise.then(
+      () => this.kick(),
+      () => {},
+    );
   }
 
   /** Something was just committed to the outbox: publish it now rather than at the next poll. */

@@ -2,7 +2,7 @@ import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { ListenerName } from '../messaging/topology';
 import { isIdString, snowflakeFloor } from '../support/ids';
-import { isReleaseSaga, RELEASE_SAGAS } from '../sagas/saga-log';
+import { isReleaseSaga, RELEASE_SAGAS } from '../sagas/saga-view';
 import type { DeadLetterLog } from './dead-letters';
 
 export const SAGA_STATUSES = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED'] as const;

@@ -2,29 +2,27 @@ import { z } from 'zod';
 import { inTransaction, type Db, type Tx } from '../db/database';
 import type { RedisClient } from '../db/redis';
 import { UnprocessableMessageError } from '../messaging/broker';
-import { enqueueMessages } from '../messaging/outbox';
+import type { OutboxWriter } from '../messaging/outbox';
 import type { Topology } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
-import type { SagaLog } from '../sagas/saga-log';
-import type { IdGenerator } from '../support/ids';
 import type { Clock } from '../support/time';
-import { releaseOrderSeats } from './order-release';
+import type { OrderRelease } from './order-release';
+import type { OrderStore } from './order-store';
 
 export type ExpiryTrigger = 'keyspace' | 'delay-queue' | 'sweep';
 
 export interface OrderExpiryDeps {
   db: Db;
   redis: RedisClient;
-  sagaLog: SagaLog;
-  ids: IdGenerator;
+  orders: OrderStore;
+  release: OrderRelease;
+  outbox: OutboxWriter;
   topology: Topology;
   clock: Clock;
   logger: Logger;
   namespace: string;
   triggers: ReadonlySet<ExpiryTrigger>;
-  /** An expiry (or any release) was written to the outbox: publish it now. */
-  onReleaseQueued(): void;
   onExpired?(trigger: ExpiryTrigger, latenessMs: number): void;
 }
 
@@ -80,7 +78,7 @@ export class OrderExpiry {
         payload: chunk.length === 1 ? { orderId: chunk[0].id, expiresAt } : { orderIds: chunk.map((order) => order.id), expiresAt },
       });
     }
-    await enqueueMessages(trx, messages);
+    await this.deps.outbox.enqueue(trx, messages);
   }
 
   /** Once the orders are committed: the fast trigger (Redis key TTL). Best effort; the others back it up. */
@@ -108,26 +106,17 @@ export class OrderExpiry {
 
   /** As `expire`, and when the order is still pending but not due yet, in how many ms it will be. */
   private async tryExpire(orderId: string, trigger: ExpiryTrigger): Promise<{ expired: boolean; dueInMs?: number }> {
-    const expired = await inTransaction(this.deps.db, async (trx) => {
-      const [result] = await trx.raw(
-        `UPDATE orders SET status = 'EXPIRED', updated_at = NOW(3)
-          WHERE id = ? AND status = 'PENDING_PAYMENT' AND expires_at <= NOW(3)`,
-        [orderId],
-      );
-      if (result.affectedRows === 0) {
-        const [[pending]] = await trx.raw(
-          `SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), expires_at) DIV 1000 AS dueInMs FROM orders WHERE id = ? AND status = 'PENDING_PAYMENT'`,
-          [orderId],
-        );
-        return pending ? { dueInMs: Number(pending.dueInMs) } : null;
+    const { db, orders, release } = this.deps;
+    const expired = await inTransaction(db, async (trx) => {
+      if (!(await orders.expireIfDue(trx, orderId))) {
+        const dueInMs = await orders.dueInMs(trx, orderId);
+        return dueInMs === null ? null : { dueInMs };
       }
-      const order = await trx('orders').where({ id: orderId }).first('user_id', 'show_id', 'expires_at');
-      const releaseSagaId = await releaseOrderSeats(trx, this.deps, { id: orderId, userId: order.user_id, showId: order.show_id }, 'expiry');
-      return { releaseSagaId, expiresAt: order.expires_at as Date };
+      const order = await orders.ref(trx, orderId);
+      return { releaseSagaId: await release.release(trx, order, 'expiry'), expiresAt: order.expiresAt };
     });
     if (!expired) return { expired: false };
     if ('dueInMs' in expired) return { expired: false, dueInMs: expired.dueInMs };
-    this.deps.onReleaseQueued();
     const latenessMs = Math.max(0, this.deps.clock.now() - expired.expiresAt.getTime());
     this.deps.onExpired?.(trigger, latenessMs);
     this.deps.logger.info('order expired', { orderId, trigger, latenessMs, sagaId: expired.releaseSagaId, status: 'EXPIRED' });
@@ -137,13 +126,7 @@ export class OrderExpiry {
   /** The backstop: expires every overdue unpaid order both triggers missed. Returns how many. */
   async sweepOnce(limit = 500): Promise<number> {
     if (!this.deps.triggers.has('sweep')) return 0;
-    const overdue: string[] = await this.deps
-      .db('orders')
-      .where('status', 'PENDING_PAYMENT')
-      .andWhere('expires_at', '<=', this.deps.db.raw('NOW(3)'))
-      .orderBy('expires_at')
-      .limit(limit)
-      .pluck('id');
+    const overdue = await this.deps.orders.overdue(limit);
     let expired = 0;
     for (const orderId of overdue) if (await this.expire(orderId, 'sweep')) expired++;
     return expired;

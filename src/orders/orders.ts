@@ -1,47 +1,42 @@
-import type { Db } from '../db/database';
-import { inTransaction, toNumber } from '../db/database';
+import { inTransaction, type Db } from '../db/database';
 import { AppError, notFound } from '../errors';
+import type { ReservationLog } from '../flash-sale/reservations';
 import type { Logger } from '../observability/logger';
+import { orderNotPayable, type PaySagaContext } from '../payments/pay-saga';
+import type { Refunds } from '../payments/refunds';
+import type { Wallet } from '../payments/wallet';
 import type { SagaDefinition, SagaEngine } from '../sagas/engine';
-import type { OrderSagaContext } from '../sagas/order-saga';
-import { orderNotPayable, type PaySagaContext } from '../sagas/pay-saga';
-import type { SagaLog } from '../sagas/saga-log';
+import type { Shows } from '../shows/shows';
+import type { IdGenerator } from '../support/ids';
+import type { Clock } from '../support/time';
 import type { PayPasswordGuard } from '../users/pay-password';
 import type { OrderExpiry } from './expiry';
-import { releaseOrderSeats } from './order-release';
-import type { Shows } from '../shows/shows';
-import type { Clock } from '../support/time';
-import type { IdGenerator } from '../support/ids';
+import type { OrderRelease } from './order-release';
+import type { OrderSagaContext } from './order-saga';
+import type { OrderStatus, OrderStore, OrderView } from './order-store';
 
-export type OrderStatus = 'PENDING_PAYMENT' | 'PAID' | 'CANCELLED' | 'EXPIRED' | 'REFUNDED';
-
-export interface OrderView {
-  id: string;
-  status: OrderStatus;
-  showId: string;
-  seatIds: string[];
-  totalCents: number;
-  expiresAt: string;
-  sagaId: string;
-  createdAt: string;
-}
+export type { OrderStatus, OrderView } from './order-store';
 
 export interface OrdersDeps {
   db: Db;
+  store: OrderStore;
   shows: Shows;
   engine: SagaEngine;
   orderSaga: SagaDefinition<OrderSagaContext>;
   paySaga: SagaDefinition<PaySagaContext>;
-  sagaLog: SagaLog;
   expiry: OrderExpiry;
+  release: OrderRelease;
+  refunds: Refunds;
+  wallet: Wallet;
+  /** The flash-sale path's reservations: why an async order was not placed. */
+  reservations: Pick<ReservationLog, 'releaseReasonOf'>;
   passwords: PayPasswordGuard;
-  /** A release was written to the outbox: publish it now. */
-  onReleaseQueued(): void;
   ids: IdGenerator;
   clock: Clock;
   paymentWindowMs: number;
 }
 
+/** What a buyer does with orders: place, pay, cancel, refund, look. */
 export class Orders {
   constructor(private readonly deps: OrdersDeps) {}
 
@@ -90,66 +85,28 @@ export class Orders {
    * everything again, under its own steps.
    */
   async pay(userId: string, orderId: string, payPassword: string, logger: Logger): Promise<{ id: string; status: 'PAID'; balanceCents: number; sagaId: string }> {
-    const { engine, paySaga, passwords, db } = this.deps;
+    const { engine, paySaga, passwords, wallet } = this.deps;
     await passwords.assertNotLocked(userId);
     await this.visibleStatus(userId, orderId);
     const sagaId = await engine.run(paySaga, { orderId, userId, payPassword }, { orderId, userId, logger: logger.child({ orderId }) });
-    const user = await db('users').where({ id: userId }).first('balance_cents');
-    return { id: orderId, status: 'PAID', balanceCents: toNumber(user.balance_cents), sagaId };
+    return { id: orderId, status: 'PAID', balanceCents: await wallet.balanceOf(userId), sagaId };
   }
 
   /** PENDING_PAYMENT -> CANCELLED by its owner; the seats go back through `order_cancel`. */
   async cancel(userId: string, orderId: string, logger: Logger): Promise<{ id: string; status: 'CANCELLED'; releaseSagaId: string }> {
-    const releaseSagaId = await inTransaction(this.deps.db, async (trx) => {
-      const [result] = await trx.raw(
-        `UPDATE orders o JOIN sagas s ON s.id = o.saga_id
-            SET o.status = 'CANCELLED', o.updated_at = NOW(3)
-          WHERE o.id = ? AND o.user_id = ? AND o.status = 'PENDING_PAYMENT' AND s.status = 'COMPLETED'`,
-        [orderId, userId],
-      );
-      if (result.affectedRows === 0) throw orderNotPayable(await this.visibleStatus(userId, orderId));
-      const order = await trx('orders').where({ id: orderId }).first('show_id');
-      return releaseOrderSeats(trx, this.deps, { id: orderId, userId, showId: order.show_id }, 'cancel');
+    const { db, store, release } = this.deps;
+    const releaseSagaId = await inTransaction(db, async (trx) => {
+      if (!(await store.cancel(trx, userId, orderId))) throw orderNotPayable(await this.visibleStatus(userId, orderId));
+      return release.release(trx, await store.ref(trx, orderId), 'cancel');
     });
-    this.deps.onReleaseQueued();
     logger.info('order cancelled', { orderId, sagaId: releaseSagaId, status: 'CANCELLED' });
     return { id: orderId, status: 'CANCELLED', releaseSagaId };
   }
 
-  /**
-   * PAID -> REFUNDED by its owner: what the order's payment entry says goes back to the balance
-   * (a refund entry, once per order), the seats back on sale through `order_cancel`. A payment
-   * whose pay saga has not completed cannot be refunded yet: it might still be compensated, and
-   * the money must not come back twice.
-   */
+  /** PAID -> REFUNDED by its owner (see Refunds). */
   async refund(userId: string, orderId: string, logger: Logger): Promise<{ id: string; status: 'REFUNDED'; balanceCents: number; releaseSagaId: string }> {
-    const refunded = await inTransaction(this.deps.db, async (trx) => {
-      const [result] = await trx.raw(
-        `UPDATE orders o SET o.status = 'REFUNDED', o.updated_at = NOW(3)
-          WHERE o.id = ? AND o.user_id = ? AND o.status = 'PAID'
-            AND (o.paid_saga_id IS NULL OR EXISTS (SELECT 1 FROM sagas s WHERE s.id = o.paid_saga_id AND s.status = 'COMPLETED'))`,
-        [orderId, userId],
-      );
-      if (result.affectedRows === 0) {
-        const status = await this.visibleStatus(userId, orderId);
-        const why = status === 'PAID' ? 'its payment is still being processed; retry shortly' : `the order is ${status}, not PAID`;
-        throw new AppError('ORDER_NOT_REFUNDABLE', `order cannot be refunded: ${why}`, { status });
-      }
-      const payment = await trx('ledger_entries').where({ order_id: orderId, kind: 'payment' }).first('user_id', 'amount_cents');
-      if (!payment) throw new Error(`order ${orderId} is PAID but has no payment in the ledger`);
-      const amount = toNumber(payment.amount_cents);
-      // The user row before the ledger insert (whose foreign-key check locks it shared): no deadlock.
-      await trx('users').where({ id: payment.user_id }).increment('balance_cents', amount);
-      await trx('ledger_entries').insert({ user_id: payment.user_id, kind: 'refund', amount_cents: amount, order_id: orderId });
-      // Sold seats become held by the refunded order for a moment: the release frees held seats.
-      await trx('seat_holds').where({ order_id: orderId, status: 'sold' }).update({ status: 'held' });
-      const order = await trx('orders').where({ id: orderId }).first('show_id');
-      const releaseSagaId = await releaseOrderSeats(trx, this.deps, { id: orderId, userId, showId: order.show_id }, 'refund');
-      const user = await trx('users').where({ id: userId }).first('balance_cents');
-      return { releaseSagaId, amount, balanceCents: toNumber(user.balance_cents) };
-    });
-    this.deps.onReleaseQueued();
-    logger.info('order refunded', { orderId, amountCents: refunded.amount, sagaId: refunded.releaseSagaId, status: 'REFUNDED' });
+    const refunded = await this.deps.refunds.refund(userId, orderId);
+    logger.info('order refunded', { orderId, amountCents: refunded.amountCents, sagaId: refunded.releaseSagaId, status: 'REFUNDED' });
     return { id: orderId, status: 'REFUNDED', balanceCents: refunded.balanceCents, releaseSagaId: refunded.releaseSagaId };
   }
 
@@ -160,65 +117,31 @@ export class Orders {
   async get(userId: string, orderId: string): Promise<OrderView> {
     const order = await this.find(userId, orderId);
     if (order) return order;
-    const released = await this.deps.db('reservations').where({ order_id: orderId, user_id: userId, outcome: 'RELEASED' }).first('reason');
-    if (released) {
-      throw new AppError('NOT_FOUND', `order ${orderId} was not placed: its reservation was released (${released.reason})`, {
+    const reason = await this.deps.reservations.releaseReasonOf(userId, orderId);
+    if (reason) {
+      throw new AppError('NOT_FOUND', `order ${orderId} was not placed: its reservation was released (${reason})`, {
         orderId,
         reservation: 'RELEASED',
-        reason: released.reason,
+        reason,
       });
     }
     throw notFound('order');
   }
 
   /** As `get`, or null. */
-  async find(userId: string, orderId: string): Promise<OrderView | null> {
-    const [order] = await this.query(userId).where('orders.id', orderId).select('orders.*');
-    return order ? (await this.withSeats([order]))[0] : null;
+  find(userId: string, orderId: string): Promise<OrderView | null> {
+    return this.deps.store.find(userId, orderId);
   }
 
   /** The caller's orders, newest first. */
-  async list(userId: string, limit = 100): Promise<OrderView[]> {
-    const rows = await this.query(userId).orderBy('orders.id', 'desc').limit(limit).select('orders.*');
-    return this.withSeats(rows);
+  list(userId: string, limit = 100): Promise<OrderView[]> {
+    return this.deps.store.list(userId, limit);
   }
 
   /** The status of the caller's order (404 as for `get`), without loading its seats. */
   private async visibleStatus(userId: string, orderId: string): Promise<OrderStatus> {
-    const order = await this.query(userId).where('orders.id', orderId).first('orders.status');
-    if (!order) throw notFound('order');
-    return order.status;
-  }
-
-  private query(userId: string) {
-    return this.deps
-      .db('orders')
-      .join('sagas', 'sagas.id', 'orders.saga_id')
-      .where('orders.user_id', userId)
-      .andWhere('sagas.status', 'COMPLETED');
-  }
-
-  private async withSeats(rows: any[]): Promise<OrderView[]> {
-    if (rows.length === 0) return [];
-    const seats: Array<{ order_id: string; seat_id: string }> = await this.deps
-      .db('order_seats')
-      .whereIn(
-        'order_id',
-        rows.map((r) => r.id),
-      )
-      .orderBy('seat_id')
-      .select('order_id', 'seat_id');
-    const byOrder = new Map<string, string[]>();
-    for (const s of seats) byOrder.set(s.order_id, [...(byOrder.get(s.order_id) ?? []), s.seat_id]);
-    return rows.map((r) => ({
-      id: r.id,
-      status: r.status,
-      showId: r.show_id,
-      seatIds: byOrder.get(r.id) ?? [],
-      totalCents: toNumber(r.total_cents),
-      expiresAt: r.expires_at.toISOString(),
-      sagaId: r.saga_id,
-      createdAt: r.created_at.toISOString(),
-    }));
+    const status = await this.deps.store.statusVisibleTo(userId, orderId);
+    if (!status) throw notFound('order');
+    return status;
   }
 }

@@ -1,5 +1,6 @@
-import { toNumber } from '../db/database';
-import type { CompensationListener } from './listener-runtime';
+import type { CompensationListener } from '../compensation/listener-runtime';
+import type { OrderStore } from '../orders/order-store';
+import type { Wallet } from './wallet';
 
 /**
  * Gives back what a failed pay saga deducted, exactly: the amount of the ledger entry that saga
@@ -8,26 +9,19 @@ import type { CompensationListener } from './listener-runtime';
  * the order stays payable. The ledger entry is removed with the money it recorded (the saga log
  * keeps the history), which frees the order's one payment slot for the next attempt.
  */
-export function balanceRestoreListener(): CompensationListener {
+export function balanceRestoreListener(deps: { orders: OrderStore; wallet: Wallet }): CompensationListener {
+  const { orders, wallet } = deps;
   return {
     name: 'balance-restore',
     async undo(trx, message) {
       const { orderId } = message.input as { orderId: string };
-      const entry = await trx('ledger_entries')
-        .where({ order_id: orderId, kind: 'payment', saga_id: message.sagaId })
-        .forUpdate()
-        .first('id', 'user_id', 'amount_cents');
+      const entry = await wallet.lockPaymentOfSaga(trx, orderId, message.sagaId);
       if (!entry) return { changed: false, detail: `saga ${message.sagaId} deducted nothing for order ${orderId}` };
-      const amount = toNumber(entry.amount_cents);
-      const reverted = await trx('orders')
-        .where({ id: orderId, status: 'PAID', paid_saga_id: message.sagaId })
-        .update({ status: 'PENDING_PAYMENT', paid_saga_id: null, updated_at: trx.fn.now(3) });
-      if (reverted > 0) await trx('seat_holds').where({ order_id: orderId, status: 'sold' }).update({ status: 'held' });
-      await trx('ledger_entries').where({ id: entry.id }).delete();
-      await trx('users').where({ id: entry.user_id }).increment('balance_cents', amount);
+      const reverted = await orders.revertPayment(trx, orderId, message.sagaId);
+      await wallet.reverse(trx, entry);
       return {
         changed: true,
-        detail: `restored ${amount} cents to user ${entry.user_id}${reverted > 0 ? `; order ${orderId} payable again` : ''}`,
+        detail: `restored ${entry.amountCents} cents to user ${entry.userId}${reverted ? `; order ${orderId} payable again` : ''}`,
       };
     },
   };

@@ -6,7 +6,9 @@ import { errorMessage } from '../observability/logger';
 import type { Failpoints } from '../support/failpoints';
 import { retryWithBackoff } from '../support/retry';
 import type { IdGenerator } from '../support/ids';
-import { SagaNotRunningError, type SagaLog } from './saga-log';
+import type { Clock } from '../support/time';
+import type { SagaLog } from './saga-log';
+import { SagaNotRunningError } from './saga-types';
 
 /**
  * One engine, many saga definitions. A definition is data: named steps, each with the tag it
@@ -26,11 +28,26 @@ export interface StepRun {
   guarded<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
 }
 
-export interface SagaStep<Ctx> {
-  name: string;
-  tag: string;
-  undoneBy: readonly ListenerName[];
+/** A step as the topology and the saga log know it: its name, the tag it records, who undoes it. */
+export interface StepSpec {
+  readonly name: string;
+  readonly tag: string;
+  readonly undoneBy: readonly ListenerName[];
+}
+
+export interface SagaStep<Ctx> extends StepSpec {
   action(ctx: Ctx, run: StepRun): Promise<void>;
+}
+
+/**
+ * A definition's steps: its specs (static data, which the topology is built from without any
+ * dependency) joined with one action per step name.
+ */
+export function withActions<Ctx, const Specs extends readonly StepSpec[]>(
+  specs: Specs,
+  actions: { [Name in Specs[number]['name']]: SagaStep<Ctx>['action'] },
+): Array<SagaStep<Ctx>> {
+  return specs.map((spec) => ({ ...spec, action: actions[spec.name as Specs[number]['name']] }));
 }
 
 export interface SagaDefinition<Ctx> {
@@ -69,27 +86,39 @@ export interface SagaOutcomeListener {
 /** How long a process keeps retrying a hand-off that could not be written; then the sweeper's. */
 const HAND_OFF_RETRY_FOR_MS = 10 * 60_000;
 
+export interface SagaEngineDeps {
+  db: Db;
+  log: SagaLog;
+  ids: IdGenerator;
+  failpoints: Failpoints;
+  logger: Logger;
+  clock: Clock;
+  onOutcome?: SagaOutcomeListener;
+}
+
 export class SagaEngine {
   private stopped = false;
+  private readonly db: Db;
+  private readonly log: SagaLog;
+  private readonly failpoints: Failpoints;
+  private readonly clock: Clock;
 
-  constructor(
-    private readonly db: Db,
-    private readonly log: SagaLog,
-    private readonly ids: IdGenerator,
-    private readonly failpoints: Failpoints,
-    private readonly logger: Logger,
-    private readonly onCompensationQueued: () => void,
-    private readonly onOutcome: SagaOutcomeListener = () => {},
-  ) {}
+  constructor(private readonly deps: SagaEngineDeps) {
+    ({ db: this.db, log: this.log, failpoints: this.failpoints, clock: this.clock } = deps);
+  }
+
+  private onOutcome(outcome: Parameters<SagaOutcomeListener>[0]): void {
+    this.deps.onOutcome?.(outcome);
+  }
 
   /**
    * Runs `definition` on `ctx` (recorded as the saga's input, through `recordedInput` if defined: JSON).
    * Resolves with the saga id when every step completed; throws SagaFailedError otherwise.
    */
   async run<Ctx extends object>(definition: SagaDefinition<Ctx>, ctx: Ctx, meta: SagaMeta = {}): Promise<string> {
-    const sagaId = meta.sagaId ?? this.ids.next();
-    const logger = (meta.logger ?? this.logger).child({ sagaId, sagaType: definition.type });
-    const started = Date.now();
+    const sagaId = meta.sagaId ?? this.deps.ids.next();
+    const logger = (meta.logger ?? this.deps.logger).child({ sagaId, sagaType: definition.type });
+    const started = this.clock.now();
     await this.log.create({ id: sagaId, type: definition.type, input: definition.recordedInput?.(ctx) ?? ctx, orderId: meta.orderId, userId: meta.userId });
 
     let step = definition.steps[0];
@@ -101,7 +130,7 @@ export class SagaEngine {
       // A step failed, or the saga could not be marked complete (the database went away at the
       // end): either way the client hears of a failure, so what was done is undone.
       const tag = await this.fail(sagaId, step, err, logger);
-      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
+      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: this.clock.now() - started });
       throw new SagaFailedError(sagaId, tag, err);
     }
 
@@ -110,11 +139,11 @@ export class SagaEngine {
       const err = new SagaNotRunningError(sagaId, await this.log.statusOf(sagaId));
       const tag = await this.log.failedTagOf(sagaId);
       logger.warn('saga compensated before it could complete', { tag });
-      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: Date.now() - started });
+      this.onOutcome({ type: definition.type, status: 'FAILED', tag, durationMs: this.clock.now() - started });
       throw new SagaFailedError(sagaId, tag, err);
     }
-    logger.info('saga completed', { status: 'COMPLETED', durationMs: Date.now() - started });
-    this.onOutcome({ type: definition.type, status: 'COMPLETED', tag: null, durationMs: Date.now() - started });
+    logger.info('saga completed', { status: 'COMPLETED', durationMs: this.clock.now() - started });
+    this.onOutcome({ type: definition.type, status: 'COMPLETED', tag: null, durationMs: this.clock.now() - started });
     return sagaId;
   }
 
@@ -164,7 +193,6 @@ export class SagaEngine {
       throw new SagaFailedError(sagaId, step.tag, handOffError);
     }
     if (handOff.started) {
-      this.onCompensationQueued();
       this.logFailure(step.name, handOff.tag, failure, err instanceof AppError, logger);
       return handOff.tag;
     }
@@ -175,14 +203,13 @@ export class SagaEngine {
   }
 
   private async handOffLater(sagaId: string, failure: { errorCode: string; error: string }, logger: Logger): Promise<void> {
-    const deadline = Date.now() + HAND_OFF_RETRY_FOR_MS;
+    const deadline = this.clock.now() + HAND_OFF_RETRY_FOR_MS;
     try {
       const { started, tag } = await retryWithBackoff('mysql', () => this.log.beginCompensation(sagaId, failure), logger, {
         initialDelayMs: 100,
         maxDelayMs: 2_000,
-        aborted: () => this.stopped || Date.now() > deadline,
+        aborted: () => this.stopped || this.clock.now() > deadline,
       });
-      if (started) this.onCompensationQueued();
       logger.info(started ? 'saga compensation queued after a retry' : 'saga no longer running: nothing to hand off', { tag, status: started ? 'COMPENSATING' : undefined });
     } catch (err) {
       logger.warn('saga compensation still not queued; the recovery sweeper will do it', { error: errorMessage(err) });

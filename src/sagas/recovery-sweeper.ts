@@ -9,33 +9,28 @@ import type { SagaLog } from './saga-log';
  * conditional on the saga's status, under its row lock.
  */
 export class RecoverySweeper {
-  constructor(
-    private readonly log: SagaLog,
-    private readonly logger: Logger,
-    private readonly options: { staleMs: number; compensationStaleMs: number },
-    private readonly onCompensationQueued: () => void,
-  ) {}
+  constructor(private readonly deps: { log: SagaLog; logger: Logger; staleMs: number; compensationStaleMs: number }) {}
 
   async sweepOnce(): Promise<{ compensated: number; republished: number }> {
+    const { log, logger, staleMs, compensationStaleMs } = this.deps;
     let compensated = 0;
     let republished = 0;
-    for (const sagaId of await this.log.findStaleRunning(this.options.staleMs)) {
-      const { started, tag } = await this.log.beginCompensation(sagaId, {
+    for (const sagaId of await log.findStale('RUNNING', staleMs)) {
+      const { started, tag } = await log.beginCompensation(sagaId, {
         errorCode: 'SAGA_STALE',
-        error: `RUNNING for more than ${this.options.staleMs} ms: its process presumably died`,
+        error: `RUNNING for more than ${staleMs} ms: its process presumably died`,
       });
       if (started) {
         compensated++;
-        this.logger.warn('stale saga compensated by the sweeper', { sagaId, tag, status: 'COMPENSATING' });
+        logger.warn('stale saga compensated by the sweeper', { sagaId, tag, status: 'COMPENSATING' });
       }
     }
-    for (const sagaId of await this.log.findStaleCompensating(this.options.compensationStaleMs)) {
-      if (await this.log.republishCompensation(sagaId, this.options.compensationStaleMs)) {
+    for (const sagaId of await log.findStale('COMPENSATING', compensationStaleMs)) {
+      if (await log.republishCompensation(sagaId, compensationStaleMs)) {
         republished++;
-        this.logger.warn('compensation republished for a saga stuck in COMPENSATING', { sagaId });
+        logger.warn('compensation republished for a saga stuck in COMPENSATING', { sagaId });
       }
     }
-    if (compensated + republished > 0) this.onCompensationQueued();
     return { compensated, republished };
   }
 }

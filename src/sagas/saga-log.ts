@@ -1,74 +1,36 @@
 import { inTransaction, type Db, type Tx } from '../db/database';
-import { enqueueMessage } from '../messaging/outbox';
+import type { OutboxWriter } from '../messaging/outbox';
 import type { ListenerName } from '../messaging/topology';
+import { CompensationRecords } from './compensation-records';
+import { readSagaView, type SagaView } from './saga-view';
+import { SagaNotRunningError, type CompensationMessage, type CompensationRouting, type CompletedSaga, type SagaTransition } from './saga-types';
 
-export type SagaStatus = 'RUNNING' | 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED';
-
-/** The message a failed saga sends to the compensation exchange, routed by `tag`. */
-export interface CompensationMessage {
-  sagaId: string;
-  sagaType: string;
-  tag: string;
-  failedStep: string;
-  /** The saga's input, so listeners know which order, seats, user it was about. */
-  input: Record<string, unknown>;
+export interface SagaLogDeps {
+  db: Db;
+  routing: CompensationRouting;
+  /** Compensation messages go out through it, in the transaction that decides them. */
+  outbox: OutboxWriter;
+  onTransition?(transition: SagaTransition): void;
 }
 
-export interface SagaView {
-  id: string;
-  type: string;
-  status: SagaStatus;
-  orderId: string | null;
-  failedTag: string | null;
-  /** Why a failed saga failed (null for a release: it did not fail). */
-  error: { code: string | null; message: string } | null;
-  /** Why a release (cancel, expiry, refund) happened. */
-  reason: string | null;
-  createdAt: string;
-  finishedAt: string | null;
-  steps: Array<{ step: string; tag: string; status: string; at: string; finishedAt: string | null; error: string | null }>;
-  compensations: Array<{ tag: string; listener: string; status: string; detail: string; at: string }>;
-}
-
-/** Raised when a saga is no longer RUNNING: a step that wakes up late is refused. */
-export class SagaNotRunningError extends Error {
-  constructor(readonly sagaId: string, readonly status: string) {
-    super(`saga ${sagaId} is ${status}, not RUNNING: step refused`);
-    this.name = 'SagaNotRunningError';
-  }
-}
-
-export interface CompensationRouting {
-  exchange: string;
-  listenersFor(tag: string): readonly ListenerName[];
-}
-
-/** A saga's status changed in the log, once committed (metrics count what the log says). */
-export interface SagaTransition {
-  type: string;
-  status: 'COMPLETED' | 'COMPENSATING' | 'COMPENSATED';
-  tag: string | null;
-  /** Set when the saga failed and went to compensation (COMPENSATING, or COMPENSATED at once). */
-  errorCode?: string;
-}
-
-/** Sagas that release an order on purpose (recordRelease), not failures, and what each one is. */
-export const RELEASE_SAGAS: Readonly<Record<string, string>> = {
-  cancel: 'order cancelled by its owner',
-  expiry: 'order expired unpaid',
-  refund: 'order refunded',
-};
-export const isReleaseSaga = (type: string): boolean => Object.hasOwn(RELEASE_SAGAS, type);
-
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
-
-/** Every read and write of the saga tables. State changes are conditional on the current status. */
+/**
+ * The one way into the saga tables (sagas, saga_steps, and through `compensations` the records
+ * of the listeners: saga_compensations, compensation_attempts). State changes are conditional on
+ * the current status.
+ */
 export class SagaLog {
-  constructor(
-    private readonly db: Db,
-    private readonly routing: CompensationRouting,
-    private readonly onTransition: (transition: SagaTransition) => void = () => {},
-  ) {}
+  /** What the listeners did about each saga's compensation. */
+  readonly compensations: CompensationRecords;
+  private readonly db: Db;
+  private readonly routing: CompensationRouting;
+  private readonly onTransition: (transition: SagaTransition) => void;
+
+  constructor(private readonly deps: SagaLogDeps) {
+    this.db = deps.db;
+    this.routing = deps.routing;
+    this.onTransition = deps.onTransition ?? (() => {});
+    this.compensations = new CompensationRecords(deps.db);
+  }
 
   async create(saga: { id: string; type: string; input: object; orderId?: string; userId?: string }): Promise<void> {
     await this.db('sagas').insert({
@@ -79,6 +41,28 @@ export class SagaLog {
       order_id: saga.orderId ?? null,
       user_id: saga.userId ?? null,
     });
+  }
+
+  /** In the caller's transaction: sagas that are already COMPLETED, with their steps all DONE. */
+  async recordCompleted(trx: Tx, sagas: CompletedSaga[]): Promise<void> {
+    if (sagas.length === 0) return;
+    await trx('sagas').insert(
+      sagas.map((saga) => ({
+        id: saga.id,
+        type: saga.type,
+        status: 'COMPLETED',
+        payload: JSON.stringify(saga.input),
+        order_id: saga.orderId,
+        user_id: saga.userId,
+        created_at: saga.createdAt,
+        finished_at: trx.fn.now(3),
+      })),
+    );
+    await trx('saga_steps').insert(
+      sagas.flatMap((saga) =>
+        saga.steps.map((step) => ({ saga_id: saga.id, step: step.name, tag: step.tag, status: 'DONE', started_at: step.startedAt ?? trx.fn.now(3), finished_at: trx.fn.now(3) })),
+      ),
+    );
   }
 
   /**
@@ -197,13 +181,7 @@ export class SagaLog {
     publishNo: number,
   ): Promise<void> {
     const message: CompensationMessage = { sagaId: saga.id, sagaType: saga.type, tag, failedStep: step, input: JSON.parse(saga.payload) };
-    await enqueueMessage(trx, {
-      exchange: this.routing.exchange,
-      routingKey: tag,
-      messageId: `${saga.id}:${tag}:${publishNo}`,
-      payload: message,
-      sagaId: saga.id,
-    });
+    await this.deps.outbox.enqueue(trx, [{ exchange: this.routing.exchange, routingKey: tag, messageId: `${saga.id}:${tag}:${publishNo}`, payload: message, sagaId: saga.id }]);
   }
 
   /**
@@ -223,6 +201,12 @@ export class SagaLog {
       await this.enqueueCompensation(trx, saga, saga.failed_tag, step?.step ?? 'unknown', publishNo);
       return true;
     });
+  }
+
+  /** A listener's transaction starts here: the saga row locked, so its listeners go one at a time. */
+  async lockForCompensation(trx: Tx, sagaId: string): Promise<void> {
+    const saga = await trx('sagas').where({ id: sagaId }).forUpdate().first('status');
+    if (!saga) throw new Error(`saga ${sagaId} does not exist`);
   }
 
   /**
@@ -259,60 +243,21 @@ export class SagaLog {
     return row?.failed_tag ?? null;
   }
 
-  /** Sagas RUNNING since before `olderThanMs` ago: their process is presumed dead. */
-  async findStaleRunning(olderThanMs: number, limit = 100): Promise<string[]> {
-    const rows = await this.db('sagas')
-      .where('status', 'RUNNING')
-      .andWhere('created_at', '<', this.db.raw('NOW(3) - INTERVAL ? MICROSECOND', [olderThanMs * 1000]))
-      .orderBy('created_at')
+  /**
+   * Sagas in `status` without progress for `olderThanMs`, oldest first: RUNNING since they were
+   * created (their process is presumed dead), COMPENSATING since their last update.
+   */
+  async findStale(status: 'RUNNING' | 'COMPENSATING', olderThanMs: number, limit = 100): Promise<string[]> {
+    const since = status === 'RUNNING' ? 'created_at' : 'updated_at';
+    return this.db('sagas')
+      .where('status', status)
+      .andWhere(since, '<', this.db.raw('NOW(3) - INTERVAL ? MICROSECOND', [olderThanMs * 1000]))
+      .orderBy(since)
       .limit(limit)
-      .select('id');
-    return rows.map((r: { id: string }) => r.id);
-  }
-
-  /** Sagas COMPENSATING with no progress for `olderThanMs`. */
-  async findStaleCompensating(olderThanMs: number, limit = 100): Promise<string[]> {
-    const rows = await this.db('sagas')
-      .where('status', 'COMPENSATING')
-      .andWhere('updated_at', '<', this.db.raw('NOW(3) - INTERVAL ? MICROSECOND', [olderThanMs * 1000]))
-      .orderBy('updated_at')
-      .limit(limit)
-      .select('id');
-    return rows.map((r: { id: string }) => r.id);
+      .pluck('id');
   }
 
   async view(sagaId: string): Promise<SagaView | null> {
-    const saga = await this.db('sagas').where({ id: sagaId }).first();
-    if (!saga) return null;
-    const [steps, compensations] = await Promise.all([
-      this.db('saga_steps').where({ saga_id: sagaId }).orderBy('id'),
-      this.db('saga_compensations').where({ saga_id: sagaId }).orderBy('at'),
-    ]);
-    return {
-      id: saga.id,
-      type: saga.type,
-      status: saga.status,
-      orderId: saga.order_id,
-      failedTag: saga.failed_tag,
-      error: saga.error && !isReleaseSaga(saga.type) ? { code: saga.error_code, message: saga.error } : null,
-      reason: isReleaseSaga(saga.type) ? saga.error : null,
-      createdAt: saga.created_at.toISOString(),
-      finishedAt: iso(saga.finished_at),
-      steps: steps.map((s: any) => ({
-        step: s.step,
-        tag: s.tag,
-        status: s.status,
-        at: s.started_at.toISOString(),
-        finishedAt: iso(s.finished_at),
-        error: s.error,
-      })),
-      compensations: compensations.map((c: any) => ({
-        tag: c.tag,
-        listener: c.listener,
-        status: c.status,
-        detail: c.detail,
-        at: c.at.toISOString(),
-      })),
-    };
+    return readSagaView(this.db, sagaId);
   }
 }

@@ -1,6 +1,7 @@
 import argon2 from 'argon2';
-import { inTransaction, toNumber, type Db } from '../db/database';
+import { toNumber, type Db } from '../db/database';
 import { notFound } from '../errors';
+import type { Wallet } from '../payments/wallet';
 import type { TokenSigner } from './tokens';
 
 export interface UserView {
@@ -25,6 +26,7 @@ export class Users {
   constructor(
     private readonly db: Db,
     private readonly tokens: TokenSigner,
+    private readonly wallet: Wallet,
   ) {}
 
   async create(input: { name: string; payPassword: string }): Promise<UserView & { token: string }> {
@@ -40,14 +42,8 @@ export class Users {
     return { id: row.id, name: row.name, balanceCents: toNumber(row.balance_cents) };
   }
 
-  /** Adds credit: a relative update and its ledger entry, in one transaction. */
+  /** Adds credit (the wallet's top-up: a relative update and its ledger entry). */
   async credit(userId: string, amountCents: number): Promise<{ id: string; balanceCents: number }> {
-    return inTransaction(this.db, async (trx) => {
-      const updated = await trx('users').where({ id: userId }).increment('balance_cents', amountCents);
-      if (updated === 0) throw notFound('user');
-      await trx('ledger_entries').insert({ user_id: userId, kind: 'credit', amount_cents: amountCents });
-      const row = await trx('users').where({ id: userId }).first('balance_cents');
-      return { id: userId, balanceCents: toNumber(row.balance_cents) };
-    });
+    return { id: userId, balanceCents: await this.wallet.credit(userId, amountCents) };
   }
 }

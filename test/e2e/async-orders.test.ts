@@ -50,7 +50,7 @@ describe('Async orders (the flash-sale path)', () => {
 
   it('When bad input reaches the async path, then it answers 400 and writes nothing, not even in Redis', async () => {
     const { api, buyer, show } = sale;
-    const [, , , pendingKey] = sale.app.inventory.keys(show.id);
+    const { pending: pendingKey } = sale.app.inventory.keys(show.id);
     const before: Record<string, number> = { ...(await tableCounts(sale.app)), pending: await sale.app.redis.zcard(pendingKey) };
     const other = await api.createShow(1, 2);
     const bad: Array<[string, unknown]> = [
@@ -154,7 +154,7 @@ describe('Async orders (the flash-sale path)', () => {
     const released = await app.db('reservations').where({ show_id: show.id }).select('outcome', 'reason');
     expect(released).to.deep.equal([{ outcome: 'RELEASED', reason: 'publish-failed' }]);
     await checkSeatInvariants(app, show.id);
-    expect(await app.redis.zscore(app.inventory.keys(show.id)[0], show.seatIds[0])).to.not.equal(null);
+    expect(await app.redis.zscore(app.inventory.keys(show.id).free, show.seatIds[0])).to.not.equal(null);
     // The same seat can be ordered again at once.
     expect((await api.post('/api/orders/async', { showId: show.id, seatIds: [show.seatIds[0]] }, buyer.auth)).status).to.equal(202);
     expect((await api.get('/metrics')).body).to.match(/seat_saga_reservations_released_total\{reason="publish-failed"\} 1/);
@@ -209,7 +209,7 @@ describe('Async orders that wait too long', () => {
     const seats = sale.freshSeats(2);
     const placed = await api.post('/api/orders/async?waitMs=5000', { showId: show.id, seatIds: seats }, buyer.auth);
     expect(placed.status).to.equal(201);
-    const [, , , pendingKey, reservationsKey] = app.inventory.keys(show.id);
+    const { pending: pendingKey, reservations: reservationsKey } = app.inventory.keys(show.id);
     await app.redis.zadd(pendingKey, Date.now() - 60_000, placed.body.id);
     await app.redis.hset(reservationsKey, placed.body.id, `${buyer.id}|${seats.join(',')}`);
     await waitFor('the reconciler resolved it', async () => (await app.redis.zcard(pendingKey)) === 0, 10_000, 100);

@@ -81,7 +81,7 @@ describe('Async orders across processes and crashes', () => {
     await allResolved(api, orderIds);
     // The redeliveries of the committed batch also cleared their pending entries in Redis (the
     // killed worker never did), well before the reconciler's 30 s: checked here.
-    await waitFor('no reservation pending', async () => (await api.redis.zcard(api.inventory.keys(show.id)[3])) === 0, 10_000, 100);
+    await waitFor('no reservation pending', async () => (await api.redis.zcard(api.inventory.keys(show.id).pending)) === 0, 10_000, 100);
     await checkReservationsResolved(api, show.id, orderIds);
     await expectNoDuplicates(api, orderIds);
     await checkSeatInvariants(api, show.id);
@@ -124,10 +124,10 @@ describe('Async orders across processes and crashes', () => {
       );
       expect(attempt).to.equal('connection lost');
       await exited(dying);
-      const [, , , pendingKey] = api.inventory.keys(show.id);
+      const { pending: pendingKey } = api.inventory.keys(show.id);
       const [orphan] = await api.redis.zrange(pendingKey, '0', '-1');
       expect(orphan, 'the reservation was made before the crash').to.be.a('string');
-      expect(await api.redis.hget(api.inventory.keys(show.id)[1], show.seatIds[0])).to.equal(orphan);
+      expect(await api.redis.hget(api.inventory.keys(show.id).holds, show.seatIds[0])).to.equal(orphan);
 
       const outcome = await waitFor('the reconciler released it', () => api.db('reservations').where({ order_id: orphan }).first('outcome', 'reason'), 20_000, 100);
       expect(outcome).to.deep.equal({ outcome: 'RELEASED', reason: 'reconciler' });

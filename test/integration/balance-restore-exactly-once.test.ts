@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { deleteKeysWithPrefix } from '../../src/db/redis';
-import type { CompensationMessage } from '../../src/sagas/saga-log';
+import type { CompensationMessage } from '../../src/sagas/saga-types';
 import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
 import { waitFor } from '../support/http';
 import { checkMoneyInvariant, checkSeatInvariants } from '../support/invariants';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { CompensationMessage } from '../../src/sagas/saga-log';
+import type { CompensationMessage } from '../../src/sagas/saga-types';
 import { deleteKeysWithPrefix } from '../../src/db/redis';
 import { cleanup, isolate, startSale, type Sale, type TestApp } from '../support/fixture';
 import { waitFor } from '../support/http';

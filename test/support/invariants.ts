@@ -39,7 +39,7 @@ export async function checkSeatInvariants(app: App, showId: string): Promise<{ s
   }
 
   // The Redis view (when loaded) agrees with the database once compensations have settled.
-  const [freeKey, holdsKey, metaKey] = app.inventory.keys(showId);
+  const { free: freeKey, holds: holdsKey, meta: metaKey } = app.inventory.keys(showId);
   if ((await app.redis.exists(metaKey)) === 1) {
     const free = new Set(await app.redis.zrange(freeKey, '0', '-1'));
     const holds = await app.redis.hgetall(holdsKey);
@@ -112,7 +112,7 @@ export async function allResolved(app: App, orderIds: string[], timeoutMs = 60_0
  * still pending in Redis, and a persisted one has exactly its order row. Returns the split.
  */
 export async function checkReservationsResolved(app: App, showId: string, acceptedOrderIds: string[]): Promise<{ persisted: string[]; released: string[] }> {
-  const [, , , pendingKey, reservationsKey] = app.inventory.keys(showId);
+  const { pending: pendingKey, reservations: reservationsKey } = app.inventory.keys(showId);
   expect(await app.redis.zcard(pendingKey), 'no reservation pending in redis').to.equal(0);
   expect(await app.redis.hlen(reservationsKey), 'no reservation entry left in redis').to.equal(0);
   const outcomes: Array<{ order_id: string; outcome: string }> = acceptedOrderIds.length
