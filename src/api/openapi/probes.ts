@@ -1,0 +1,61 @@
+import { responses } from '../responses';
+import type { Operation } from './operation';
+
+/** Probes and documents, outside the JSON API. */
+export const PROBE_OPERATIONS: Operation[] = [
+  {
+    method: 'get',
+    path: '/livez',
+    operationId: 'livez',
+    summary: 'Liveness: the process alone',
+    tag: 'ops',
+    auth: 'none',
+    plain: true,
+    success: { 200: { description: 'alive', schema: responses.livez } },
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/health',
+    operationId: 'health',
+    summary: 'Readiness: MySQL, Redis and RabbitMQ',
+    tag: 'ops',
+    auth: 'none',
+    plain: true,
+    success: { 200: { description: 'every dependency up', schema: responses.health }, 503: { description: 'one is down', schema: responses.health } },
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    summary: 'Prometheus metrics',
+    tag: 'ops',
+    auth: 'none',
+    plain: true,
+    success: { 200: { description: 'Prometheus text exposition', contentType: 'text/plain' } },
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'openapi',
+    summary: 'This document',
+    tag: 'ops',
+    auth: 'none',
+    plain: true,
+    success: { 200: { description: 'OpenAPI 3.1', contentType: 'application/json' } },
+    errors: [],
+  },
+  {
+    method: 'get',
+    path: '/docs',
+    operationId: 'docs',
+    summary: 'This document, rendered (Swagger UI, served by the service itself)',
+    tag: 'ops',
+    auth: 'none',
+    plain: true,
+    success: { 200: { description: 'an HTML page', contentType: 'text/html' } },
+    errors: [],
+  },
+];
