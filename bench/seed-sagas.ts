@@ -9,6 +9,7 @@ import { knexConfig } from '../src/db/database';
  *
  *   tsx bench/seed-sagas.ts --count 1000000 [--database seat_saga_bench_seed] [--fresh]
  *                           [--days 30] [--users 50000] [--batch 5000] [--in-flight 1] [--seed 1]
+ *                           [--steps]   (also each saga's saga_steps rows)
  *
  * Alone, it creates the database (DATABASE_URL's server, `--database`, default
  * seat_saga_bench_seed; `--fresh` drops it first) and runs the service's own knex migrations on it.
@@ -23,7 +24,7 @@ import { knexConfig } from '../src/db/database';
  * A few of the last six hours' sagas are still RUNNING or COMPENSATING (`--in-flight 0`: none;
  * a service running on this database with the default SAGA_STALE_MS / COMPENSATION_STALE_MS would
  * compensate or republish those, with payloads that name no real seats). Only `sagas` is written
- * (saga_steps, orders and users are not: the saga search and stats read `sagas` alone).
+ * (saga_steps too with `--steps`; orders and users are not: the saga search and stats read `sagas` alone).
  *
  * Ids are snowflakes with the layout of src/support/ids.ts, ((ms - EPOCH) << 22) | (worker << 12) |
  * seq, minted at each saga's created_at over the `days` before the seeding started: ids minted
@@ -48,6 +49,11 @@ export interface SeedOptions {
   /** RUNNING and COMPENSATING sagas in the last six hours (default true). */
   inFlight?: boolean;
   seed?: number;
+  /**
+   * Also writes each saga's steps (saga_steps, as SagaLog records them: every step started up to
+   * the one that failed, a release's one step), in the same transaction as its batch (default false).
+   */
+  steps?: boolean;
   /** Progress lines (default console.log); every ~2 s and at the end. */
   log?: (line: string) => void;
 }
@@ -276,6 +282,31 @@ function insertStatement(rows: Row[]): string {
   return `INSERT INTO sagas (${COLUMNS.join(', ')}) VALUES ${values.join(',')}`;
 }
 
+/** The steps of each saga type, with their tags, in order (src/sagas/order-saga.ts, pay-saga.ts). */
+const STEPS: Record<string, Array<[step: string, tag: string]>> = {
+  order: [['seats_check', 'order_seats_cancel'], ['seats_hold', 'order_add_seats_cancel'], ['calc_money', 'order_calc_money_cancel'], ['order_add', 'order_add_cancel']],
+  pay: [['pay_check', 'pay_check_cancel'], ['pay_money', 'pay_money_cancel'], ['pay_order_update', 'pay_cancel']],
+};
+
+/** The saga_steps INSERT for these sagas: all DONE when COMPLETED; up to the failed tag (FAILED) otherwise; RUNNING: two steps, the last STARTED. */
+function stepsStatement(rows: Row[]): string {
+  const values: string[] = [];
+  for (const r of rows) {
+    const steps = STEPS[r.type] ?? [['order_cancel', 'order_cancel']];
+    const failedAt = r.failedTag ? steps.findIndex(([, tag]) => tag === r.failedTag) : -1;
+    const last = r.status === 'RUNNING' ? 1 : failedAt >= 0 ? failedAt : steps.length - 1;
+    const end = r.finishedMs ?? r.updatedMs;
+    for (let i = 0; i <= last; i++) {
+      const status = r.status === 'RUNNING' && i === last ? 'STARTED' : i === failedAt && STEPS[r.type] ? 'FAILED' : 'DONE';
+      const started = r.createdMs + Math.floor(((end - r.createdMs) * i) / (last + 1));
+      const finished = status === 'STARTED' ? 'NULL' : `'${datetime(r.createdMs + Math.floor(((end - r.createdMs) * (i + 1)) / (last + 1)))}'`;
+      const error = status === 'FAILED' ? escape(r.error ?? 'failed') : 'NULL';
+      values.push(`(${r.id},'${steps[i][0]}','${steps[i][1]}','${status}',${error},'${datetime(started)}',${finished})`);
+    }
+  }
+  return `INSERT INTO saga_steps (saga_id, step, tag, status, error, started_at, finished_at) VALUES ${values.join(',')}`;
+}
+
 /** Inserts `count` saga rows into `db` (its schema from the service's migrations). */
 export async function seedSagas(db: Knex, options: SeedOptions): Promise<SeedResult> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -299,11 +330,13 @@ export async function seedSagas(db: Knex, options: SeedOptions): Promise<SeedRes
     const rows = generator.take(batch);
     if (rows.length === 0) break;
     const sql = insertStatement(rows);
+    const steps = options.steps ? stepsStatement(rows) : null;
     // One batch in the database while the next one is generated.
     if (inFlight) await inFlight;
     inFlight = db
       .transaction(async (trx) => {
         await trx.raw(sql);
+        if (steps) await trx.raw(steps);
       })
       .then(() => {
         inserted += rows.length;
@@ -355,6 +388,7 @@ async function main(): Promise<void> {
       batch: a.batch ? Number(a.batch) : undefined,
       inFlight: a['in-flight'] !== '0',
       seed: a.seed ? Number(a.seed) : undefined,
+      steps: a.steps === '1',
     });
     console.log(JSON.stringify({ database, ...result, startMs: new Date(result.startMs).toISOString(), endMs: new Date(result.endMs).toISOString() }));
   } finally {

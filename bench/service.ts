@@ -37,7 +37,8 @@ export const ADMIN_TOKEN = 'bench-admin-token-0123456789';
 /** Fixed, so that the bench mints buyers' tokens itself (creating users over HTTP hashes with argon2, ~80/s). */
 const AUTH_SECRET = 'bench-auth-secret-0123456789abcdef0123';
 const signer = new TokenSigner(Buffer.from(AUTH_SECRET));
-const NODE_ARGS = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+/** Read at each start, so a script (bench/profile.ts) may set it for one service only. */
+const nodeArgs = () => process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const BASE_DATABASE_URL = process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga';
 
 /** The service in `role` ('all' or 'api': the first process serves HTTP). */
@@ -157,7 +158,7 @@ export async function startNaiveBaseline(stock: number): Promise<NaiveBaseline> 
 async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, logName: string, ready: RegExp): Promise<{ child: ChildProcess; ready: RegExpExecArray }> {
   const logFile = path.join(os.tmpdir(), `${logName}.log`);
   const logFd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...NODE_ARGS, script, ...args], { env, stdio: ['ignore', logFd, logFd] });
+  const child = spawn(process.execPath, [...nodeArgs(), script, ...args], { env, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   let exited = false;
   child.once('exit', () => (exited = true));

@@ -5,6 +5,8 @@ import { ADMIN_TOKEN, type BenchService } from './service';
 
 export interface Measured {
   name: string;
+  /** Concurrent clients (autocannon connections, one request each at a time). */
+  connections?: number;
   requestsPerSecond: number;
   p50: number;
   p99: number;
@@ -13,6 +15,8 @@ export interface Measured {
   errors: number;
   /** Non-2xx answers by status and error code, e.g. {"409 SOLD_OUT": 120000}. */
   errorCodes: Record<string, number>;
+  /** With several runs: each run's req/s (the figures above are their medians). */
+  runsPerSecond?: number[];
   /** What else the reader should know about this path's run. */
   note?: string;
   /** Cores busy during the measured run, by process group (what bounds the path). */
