@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config';
 import type { DeadLetterLog } from '../src/operator/dead-letters';
 import { SagaQueries } from '../src/operator/saga-queries';
 import { snowflakeFloor } from '../src/support/ids';
+import { systemClock } from '../src/support/time';
 import { seedSagas, type SeedResult } from './seed-sagas';
 import { insertBuyers, startService, type BenchService } from './service';
 import { admin, createShow, json, percentile, post, waitFor } from './support';
@@ -265,6 +266,7 @@ async function plans(service: BenchService, search: Awaited<ReturnType<typeof se
     listenersFor: () => [],
     deadLetters: {} as DeadLetterLog, // search and stats do not read it
     staleMs: { running: DAY_MS, compensating: DAY_MS },
+    clock: systemClock,
   });
   const p = search.pairs[0];
   const cases: Array<[string, string]> = [

@@ -4,7 +4,7 @@ import { isDuplicateKey, type Db } from '../db/database';
 import { AppError } from '../errors';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
-import { sleep } from '../support/time';
+import { sleep, type Clock } from '../support/time';
 import { userIdOf } from './auth';
 
 /** A response is replayed to retries with the same key for this long. */
@@ -28,6 +28,7 @@ export class IdempotencyStore {
   constructor(
     private readonly db: Db,
     private readonly hashKey: Buffer,
+    private readonly clock: Clock,
   ) {}
 
   requestHash(scope: string, body: unknown): string {
@@ -37,7 +38,7 @@ export class IdempotencyStore {
   /** Claims the key for this request, or says what a retry must answer instead. */
   async claim(userId: string, scope: string, key: string, hash: string): Promise<Claim> {
     const where = { user_id: userId, scope, idem_key: key };
-    for (const deadline = Date.now() + WAIT_FOR_FIRST_MS; ; ) {
+    for (const deadline = this.clock.now() + WAIT_FOR_FIRST_MS; ; ) {
       try {
         await this.db('idempotency_keys').insert({
           ...where,
@@ -69,7 +70,7 @@ export class IdempotencyStore {
         if (taken === 1) return { kind: 'new' };
         continue;
       }
-      if (Date.now() > deadline) return { kind: 'in-progress' };
+      if (this.clock.now() > deadline) return { kind: 'in-progress' };
       await sleep(50);
     }
   }

@@ -75,6 +75,7 @@ export async function startApi(core: Core, stops: StopList): Promise<string> {
         listenersFor: (tag) => topology.listenersByTag.get(tag) ?? [],
         deadLetters: core.deadLetterLog,
         staleMs: { running: config.SAGA_STALE_MS, compensating: config.COMPENSATION_STALE_MS },
+        clock,
       }),
       deadLetterLog: core.deadLetterLog,
       deadLetters: core.deadLetters,

@@ -92,7 +92,8 @@ export async function buildCore(config: Config, role: Role, logger: Logger, cloc
   const authSecret = await loadAuthSecret(db, config.AUTH_SECRET);
 
   const connectionName = `${config.NAMESPACE} ${role} ${hostname()}:${process.pid}`;
-  const redis = createRedis(config.REDIS_URL, logger, connectionName);
+  // Redis refuses client names with spaces (CLIENT SETNAME): the same name, dashed, in CLIENT LIST.
+  const redis = createRedis(config.REDIS_URL, logger, connectionName.replace(/\s+/g, '-'));
   stops.push('redis', () => redis.disconnect());
   await connectRedis(redis);
 
@@ -118,7 +119,7 @@ export async function buildCore(config: Config, role: Role, logger: Logger, cloc
   });
   stops.push('rabbitmq', () => broker.close());
   await broker.start();
-  const relay = new OutboxRelay(db, broker, logger, { pollMs: config.OUTBOX_POLL_MS, onPublished: (n) => metrics.outboxPublished.inc(n) });
+  const relay = new OutboxRelay(db, broker, logger, { pollMs: config.OUTBOX_POLL_MS, clock, onPublished: (n) => metrics.outboxPublished.inc(n) });
   relay.start();
   stops.push('outbox relay', () => relay.stop());
 
@@ -229,7 +230,7 @@ export async function buildCore(config: Config, role: Role, logger: Logger, cloc
     deadLetterLog,
     deadLetters,
     payments,
-    idempotency: new IdempotencyStore(db, authSecret),
+    idempotency: new IdempotencyStore(db, authSecret, clock),
     health,
   };
 }

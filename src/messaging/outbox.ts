@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, Tx } from '../db/database';
 import type { Logger } from '../observability/logger';
+import { systemClock, type Clock } from '../support/time';
 import { errorMessage } from '../observability/logger';
 import type { Broker } from './broker';
 
@@ -25,6 +26,7 @@ export interface OutboxRelayOptions {
   /** Sent rows older than this are deleted. */
   retentionMs?: number;
   onPublished?: (count: number) => void;
+  clock?: Clock;
 }
 
 /**
@@ -171,8 +173,9 @@ export class OutboxRelay implements OutboxWriter {
 
   private async purgeSent(): Promise<void> {
     const retentionMs = this.options.retentionMs ?? 24 * 3600 * 1000;
-    if (Date.now() - this.lastPurge < 60_000) return;
-    this.lastPurge = Date.now();
+    const now = (this.options.clock ?? systemClock).now();
+    if (now - this.lastPurge < 60_000) return;
+    this.lastPurge = now;
     await this.db.raw('DELETE FROM outbox WHERE sent_at < NOW(3) - INTERVAL ? MICROSECOND LIMIT 10000', [retentionMs * 1000]);
   }
 }

@@ -1,3 +1,4 @@
+import type { Clock } from '../support/time';
 import type { Db } from '../db/database';
 import { AppError } from '../errors';
 import type { ListenerName } from '../messaging/topology';
@@ -94,6 +95,7 @@ export class SagaQueries {
       deadLetters: DeadLetterLog;
       /** A saga RUNNING (COMPENSATING) with no progress for this long is stuck. */
       staleMs: { running: number; compensating: number };
+      clock: Clock;
     },
   ) {}
 
@@ -145,7 +147,7 @@ export class SagaQueries {
    * shares one answer for STATS_CACHE_MS.
    */
   async stats(): ReturnType<SagaQueries['computeStats']> {
-    const now = Date.now();
+    const now = this.deps.clock.now();
     if (!this.cachedStats || now - this.cachedStats.at > STATS_CACHE_MS) {
       const pending = this.computeStats();
       this.cachedStats = { at: now, pending };
