@@ -4,6 +4,7 @@ import { seatReleaseListener } from '../compensation/seat-release';
 import { ReservationReconciler } from '../flash-sale/reconciler';
 import { AsyncOrderWriter } from '../flash-sale/writer';
 import { balanceRestoreListener } from '../payments/balance-restore';
+import { SagaRetention } from '../retention/saga-retention';
 import { RecoverySweeper } from '../sagas/recovery-sweeper';
 import { currentShowIds } from '../shows/shows';
 import { Periodic } from '../support/periodic';
@@ -127,5 +128,12 @@ export async function startWorker(core: Core, stops: StopList): Promise<{ sweepe
     job.start();
     stops.push('periodic job', () => job.stop());
   }
+  // The saga log's retention (SAGA_RETENTION_DAYS): ended sagas past the window, in small batches.
+  const retention = new SagaRetention(db, logger, {
+    retentionDays: config.SAGA_RETENTION_DAYS,
+    onPurged: (table, rows) => metrics.retentionPurged.inc({ table }, rows),
+  });
+  retention.start();
+  stops.push('saga retention', () => retention.stop());
   return { sweeper };
 }
