@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from '../errors';
-import { CONSUMER_NAMES } from '../operator/dead-letters';
+import { CONSUMER_NAMES } from '../operator/dead-letter-queues';
 import { SAGA_STATUSES } from '../operator/saga-queries';
 
 /**

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../../errors';
-import { CONSUMER_NAMES } from '../../operator/dead-letters';
+import { CONSUMER_NAMES } from '../../operator/dead-letter-queues';
 import { SAGA_STATUSES } from '../../operator/saga-queries';
 import { snowflakeFloor } from '../../support/ids';
 import type { OperatorDeps } from '../deps';
