@@ -1,7 +1,6 @@
 import { startApp, type App } from './app';
 import { ConfigError, loadConfig, type Role } from './config';
-import { createLogger } from './observability/logger';
-import { errorMessage } from './observability/logger';
+import { createLogger, errorMessage } from './observability/logger';
 
 /**
  * `node dist/main.js [all|api|worker]`: the whole service in one process (default), or one role,

@@ -82,7 +82,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
   return async (delivery: Delivery): Promise<void> => {
     const parsed = messageSchema.safeParse(delivery.body);
     if (!parsed.success) throw new UnprocessableMessageError(`not a compensation message: ${parsed.error.issues[0].message}`);
-    const message = parsed.data as CompensationMessage;
+    const message: CompensationMessage = parsed.data;
     const logger = deps.logger.child({ sagaId: message.sagaId, tag: message.tag, listener: listener.name });
     const key = `${namespace}:dedupe:${listener.name}:${message.sagaId}:${message.tag}`;
     const lease = `lease:${randomUUID()}`;

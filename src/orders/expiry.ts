@@ -184,7 +184,7 @@ export class OrderExpiry {
 
   private async enableKeyspaceEvents(): Promise<void> {
     try {
-      const [, current = ''] = (await this.deps.redis.config('GET', 'notify-keyspace-events')) as string[];
+      const [, current = ''] = await this.deps.redis.config('GET', 'notify-keyspace-events');
       const hasExpired = current.includes('x') || current.includes('A');
       if (current.includes('E') && hasExpired) return;
       const flags = `${current}${current.includes('E') ? '' : 'E'}${hasExpired ? '' : 'x'}`;

@@ -62,7 +62,7 @@ export class PayPasswordGuard {
   /** Resolves when `password` is the user's pay password; 403 (counted) or 429 otherwise. */
   async verify(userId: string, password: string): Promise<void> {
     const attempt = await this.reserveAttempt(userId);
-    let right = false;
+    let right: boolean;
     try {
       const user = await this.db('users').where({ id: userId }).first('pay_password_hash');
       if (!user) throw notFound('user');

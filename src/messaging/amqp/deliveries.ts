@@ -42,7 +42,7 @@ export function readDelivery(msg: ConsumeMessage, queueName: string): Delivery |
 /** The broker's record of the message's first dead-lettering (x-death lists the newest first). */
 function firstDeath(msg: ConsumeMessage): Death | undefined {
   const deaths = msg.properties.headers?.['x-death'];
-  return Array.isArray(deaths) && deaths.length > 0 ? (deaths.at(-1) as Death) : undefined;
+  return Array.isArray(deaths) && deaths.length > 0 ? deaths.at(-1) : undefined;
 }
 
 /** Where the message was first published to, before any retry or dead-lettering. */
