@@ -103,7 +103,13 @@ function areaOf(url: string, fn: string, sourceFile: string | null): string {
   if (fn === '(garbage collector)') return 'garbage collector';
   if (fn === '(program)') return 'V8 and native code (program)';
   if (fn === '(idle)') return 'idle';
-  if (!url) return fn === 'parse' || fn === 'stringify' ? 'JSON' : 'V8 builtins';
+  if (!url) {
+    if (fn === 'parse' || fn === 'stringify') return 'JSON';
+    // The stream and fs bindings' writes are syscalls; on loopback TCP the kernel delivers to the peer (MariaDB, Redis) inside them.
+    if (/^(writeBuffer|writev|writeUtf8String|writeLatin1String|writeAsciiString|writeUcs2String)$/.test(fn)) return 'socket and file writes (syscalls)';
+    if (fn === 'runMicrotasks') return 'promise microtasks (runMicrotasks)';
+    return 'V8 builtins';
+  }
   const pkg = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
   if (pkg) return PACKAGE_AREAS.find(([re]) => re.test(pkg))?.[1] ?? `other packages (${pkg})`;
   if (url.startsWith('node:')) return /node:internal\/(http|_http|streams|stream|net|tcp|dns|timers|async_hooks|process\/task_queues)/.test(url) || /node:(http|net|_http)/.test(url) ? 'node: http, net, streams, timers' : 'node: other core';
@@ -172,7 +178,8 @@ export function renderProfileMarkdown(runs: ProfileRun[]): string {
     ...counters.map((k) => `| ${k} | ${runs.map((r) => r.database.perOrder[k].toFixed(1)).join(' | ')} | ${runs.map((r) => r.database.perPay[k].toFixed(1)).join(' | ')} |`),
     '',
     'Questions counts every statement a client sent (SET, BEGIN, COMMIT included); Com_commit counts explicit COMMITs, so a statement in autocommit is a transaction of its own not counted there; ' +
-      'Handler_commit counts every transaction commit inside the server, one per autocommit statement too (reads included).',
+      'Handler_commit counts every transaction commit inside the server, one per autocommit statement too (reads included). ' +
+      'The traces include the outbox relay\'s three statements that publish the order\'s expiry message (an UPDATE that claims, a SELECT, an UPDATE that marks it sent).',
     '',
   ];
   for (const run of runs) {
