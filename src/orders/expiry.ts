@@ -7,6 +7,7 @@ import type { Topology } from '../messaging/topology';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
 import type { Clock } from '../support/time';
+import { ExpiredKeyEvents } from './expired-keys';
 import type { OrderRelease } from './order-release';
 import type { OrderStore } from './order-store';
 
@@ -51,7 +52,7 @@ const dueMessage = z.union([
  * The expired order's seats go back through the `order_cancel` compensation (seat-release).
  */
 export class OrderExpiry {
-  private subscriber: RedisClient | null = null;
+  private events: ExpiredKeyEvents | null = null;
   private readonly keyPrefix: string;
 
   constructor(private readonly deps: OrderExpiryDeps) {
@@ -153,11 +154,6 @@ export class OrderExpiry {
   async startKeyspaceSubscriber(): Promise<void> {
     if (!this.deps.triggers.has('keyspace')) return;
     const { redis, logger } = this.deps;
-    await this.enableKeyspaceEvents();
-    redis.on('ready', () => void this.enableKeyspaceEvents());
-    const subscriber = redis.duplicate();
-    this.subscriber = subscriber;
-    subscriber.on('error', () => {}); // the main client logs Redis outages
     const onExpiredKey = async (orderId: string, retried: boolean) => {
       const result = await this.tryExpire(orderId, 'keyspace');
       // Redis may expire the key a hair before the database's clock reaches expires_at (the two
@@ -166,35 +162,16 @@ export class OrderExpiry {
         setTimeout(() => void onExpiredKey(orderId, true).catch(() => {}), Math.max(1, result.dueInMs + 1)).unref();
       }
     };
-    subscriber.on('message', (_channel: string, key: string) => {
+    this.events = new ExpiredKeyEvents(redis, logger, (key) => {
       if (!key.startsWith(this.keyPrefix)) return;
       const orderId = key.slice(this.keyPrefix.length);
-      onExpiredKey(orderId, false).catch((err) =>
-        logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }),
-      );
+      onExpiredKey(orderId, false).catch((err) => logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }));
     });
-    await subscriber.connect().catch(() => {});
-    await subscriber.subscribe(`__keyevent@${redis.options.db ?? 0}__:expired`);
+    await this.events.start();
   }
 
   async stop(): Promise<void> {
-    this.subscriber?.disconnect();
-    this.subscriber = null;
-  }
-
-  private async enableKeyspaceEvents(): Promise<void> {
-    try {
-      const [, current = ''] = await this.deps.redis.config('GET', 'notify-keyspace-events');
-      const hasExpired = current.includes('x') || current.includes('A');
-      if (current.includes('E') && hasExpired) return;
-      const flags = `${current}${current.includes('E') ? '' : 'E'}${hasExpired ? '' : 'x'}`;
-      await this.deps.redis.config('SET', 'notify-keyspace-events', flags);
-      this.deps.logger.info('redis keyspace notifications for expired keys turned on', { 'notify-keyspace-events': flags });
-    } catch (err) {
-      // A managed Redis may forbid CONFIG: the delay queue and the sweep still expire orders.
-      this.deps.logger.warn('could not turn on redis keyspace notifications; expiry relies on the delay queue and the sweep', {
-        error: errorMessage(err),
-      });
-    }
+    await this.events?.stop();
+    this.events = null;
   }
 }
