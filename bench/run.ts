@@ -55,7 +55,7 @@ function parseArgs(argv: string[]): { sections: SectionName[]; runs: number } {
 async function pathsSection(): Promise<SectionData['paths']> {
   const service = await startService('main');
   const rows: Measured[] = [];
-  let tokens: string[] = [];
+  let tokens: string[];
   try {
     tokens = await insertBuyers(service, DEFAULT_LOAD.connections);
     const livez = await load('GET /livez', { url: `${service.url}/livez` });

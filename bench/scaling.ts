@@ -38,7 +38,7 @@ const plannedFor = (perSecond: number, settings: LoadSettings) => Math.ceil(perS
 export async function scaling(levels = SCALING_LEVELS): Promise<ScalingPoint[]> {
   const service = await startService('scaling');
   const points: Array<Omit<ScalingPoint, 'naive'>> = [];
-  let tokens: string[] = [];
+  let tokens: string[];
   try {
     tokens = await insertBuyers(service, Math.max(...levels));
     const seats = new SeatSource(service);

@@ -117,13 +117,12 @@ describe('Saga retention', () => {
 
   it('When it is stopped in the middle of a pass, then it stops between two batches and the batch it did is whole', async () => {
     const retention = new SagaRetention(app.db, app.logger, { retentionDays: 30, batchSize: 100, pauseMs: 200 });
-    let batches = 0;
     const pass = retention.purgeOnce();
     // The first batch committed, the purge pausing: stop.
     while ((await rowsOf(app, seeded.oldEnded.slice(0, 100))).sagas > 0) await new Promise((resolve) => setTimeout(resolve, 10));
     await retention.stop();
     const result = await pass;
-    batches = result.batches;
+    const batches = result.batches;
     expect(result.finished).to.equal(false);
     expect(batches).to.be.lessThan(5);
     expect(result.deleted.sagas).to.equal(batches * 100);
