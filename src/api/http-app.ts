@@ -114,13 +114,7 @@ export function createHttpApp(deps: ApiDeps): Express {
   // The flash-sale route, ahead of the others. Its body may have been read by the sold-out fast
   // path already: then it is in req.body (body-parser passes), or its parse error goes to the
   // error handler from here.
-  app.post(
-    '/api/orders/async',
-    (req, _res, next) => next(prereadBodyError(req)),
-    ...parseJson,
-    requireUser(deps.tokens),
-    placeAsyncOrder(deps),
-  );
+  app.post('/api/orders/async', (req, _res, next) => next(prereadBodyError(req)), ...parseJson, requireUser(deps.tokens), placeAsyncOrder(deps));
 
   // The operator console's page and modules (its data comes from /api/admin).
   app.use('/console', consoleRoutes());

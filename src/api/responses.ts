@@ -10,7 +10,10 @@ import { SAGA_STATUSES } from '../operator/saga-queries';
  * schema here that drifts from what the code returns fails the tests.
  */
 
-const id = z.string().regex(/^\d{1,20}$/).describe('an id: a decimal string (may exceed 2^53)');
+const id = z
+  .string()
+  .regex(/^\d{1,20}$/)
+  .describe('an id: a decimal string (may exceed 2^53)');
 const instant = z.string().describe('an ISO 8601 date-time (UTC)');
 const cents = z.number().int().min(0);
 
@@ -141,7 +144,10 @@ export const operatorResponses = {
     compensationsInFlight: z.number().int(),
     deadLetters: z.object({ total: z.number().int(), byListener: z.record(z.string(), z.number().int()) }),
   }),
-  failpoints: z.record(z.string(), z.object({ action: z.enum(['throw', 'off', 'delay', 'crash']), ms: z.number().int().optional(), count: z.number().int().optional() })),
+  failpoints: z.record(
+    z.string(),
+    z.object({ action: z.enum(['throw', 'off', 'delay', 'crash']), ms: z.number().int().optional(), count: z.number().int().optional() }),
+  ),
 };
 
 /** The contract's error shape, `{error: {code, message, details?}}`, for the given codes. */

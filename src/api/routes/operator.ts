@@ -91,8 +91,18 @@ export function operatorRoutes(deps: OperatorDeps): Router {
     const now = Date.now();
     const count = async (query: Promise<Array<{ n: number | string }>>) => Number((await query)[0].n);
     const [lastMinute, lastHour, running, compensating, deadLetters] = await Promise.all([
-      count(deps.db('orders').where('id', '>=', snowflakeFloor(now - 60_000)).count({ n: '*' })),
-      count(deps.db('orders').where('id', '>=', snowflakeFloor(now - 3_600_000)).count({ n: '*' })),
+      count(
+        deps
+          .db('orders')
+          .where('id', '>=', snowflakeFloor(now - 60_000))
+          .count({ n: '*' }),
+      ),
+      count(
+        deps
+          .db('orders')
+          .where('id', '>=', snowflakeFloor(now - 3_600_000))
+          .count({ n: '*' }),
+      ),
       count(deps.db('sagas').where({ status: 'RUNNING' }).count({ n: '*' })),
       count(deps.db('sagas').where({ status: 'COMPENSATING' }).count({ n: '*' })),
       deps.deadLetterLog.depth(),

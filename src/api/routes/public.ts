@@ -46,9 +46,15 @@ export function publicRoutes(deps: ApiDeps): Router {
 
   // Input is read before the Idempotency-Key is claimed: a bad request claims no key.
   const orderInput = routeInput((req) => parse(schemas.createOrder, req.body));
-  router.post('/orders', authenticated, orderInput, idempotent(deps.idempotency, () => 'orders'), async (req, res) => {
-    res.status(201).json(await deps.orders.place(userIdOf(req), orderInput.of(req), res.locals.logger));
-  });
+  router.post(
+    '/orders',
+    authenticated,
+    orderInput,
+    idempotent(deps.idempotency, () => 'orders'),
+    async (req, res) => {
+      res.status(201).json(await deps.orders.place(userIdOf(req), orderInput.of(req), res.locals.logger));
+    },
+  );
 
   router.get('/orders', authenticated, async (req, res) => {
     res.json(await deps.orders.list(userIdOf(req)));
