@@ -17,6 +17,18 @@ export interface DeadLetterView {
   sagaStatus: string | null;
 }
 
+/** A dead letter as a saga's timeline shows it, resolved or not. */
+export interface SagaDeadLetter {
+  id: string;
+  listener: string;
+  reason: string;
+  error: string | null;
+  deliveries: number;
+  deadLetteredAt: Date;
+  resolvedAt: Date | null;
+  resolution: string | null;
+}
+
 /**
  * The record of dead letters: a row per message moved to a DLQ (the broker layer hands each one
  * over before its ack), so operators list them without consuming the queues; a row is resolved
@@ -90,20 +102,7 @@ export class DeadLetterLog {
   }
 
   /** Dead letters of one saga, for its timeline. */
-  async ofSaga(
-    sagaId: string,
-  ): Promise<
-    Array<{
-      id: string;
-      listener: string;
-      reason: string;
-      error: string | null;
-      deliveries: number;
-      deadLetteredAt: Date;
-      resolvedAt: Date | null;
-      resolution: string | null;
-    }>
-  > {
+  async ofSaga(sagaId: string): Promise<SagaDeadLetter[]> {
     const rows = await this.db('dead_letters').where({ saga_id: sagaId }).orderBy('dead_lettered_at');
     return rows.map((row: any) => ({
       id: row.id,
