@@ -24,7 +24,10 @@ import { SagaNotRunningError } from './saga-types';
 
 export interface StepRun {
   sagaId: string;
-  /** Runs `work` in a transaction that commits only if the saga is still RUNNING; marks the step DONE in it. */
+  /**
+   * Runs `work` in a transaction that commits only if the saga is still RUNNING; marks the step
+   * DONE in it (and, for the last step, completes the saga in it). Called once per step.
+   */
   guarded<T>(work: (trx: Tx) => Promise<T>): Promise<T>;
 }
 
@@ -121,11 +124,17 @@ export class SagaEngine {
     const started = this.clock.now();
     await this.log.create({ id: sagaId, type: definition.type, input: definition.recordedInput?.(ctx) ?? ctx, orderId: meta.orderId, userId: meta.userId });
 
-    let step = definition.steps[0];
-    let completed: boolean;
+    const { steps } = definition;
+    let step = steps[0];
+    let completed = false;
     try {
-      for (step of definition.steps) await this.runStep(definition, step, ctx, sagaId);
-      completed = await this.log.complete(sagaId, definition.type);
+      await this.failpoints.hit(`${definition.type}.${step.name}.record`); // recording itself failing
+      await this.log.recordStepStart(sagaId, step.name, step.tag);
+      for (let i = 0; i < steps.length; i++) {
+        step = steps[i];
+        completed = await this.runStep(definition, step, steps[i + 1] ?? null, ctx, sagaId);
+      }
+      if (!completed) completed = await this.log.complete(sagaId, definition.type);
     } catch (err) {
       // A step failed, or the saga could not be marked complete (the database went away at the
       // end): either way the client hears of a failure, so what was done is undone.
@@ -152,16 +161,23 @@ export class SagaEngine {
     this.stopped = true;
   }
 
-  private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, ctx: Ctx, sagaId: string) {
-    await this.failpoints.hit(`${definition.type}.${step.name}.record`); // recording itself failing
-    await this.log.recordStepStart(sagaId, step.name, step.tag);
+  /**
+   * Runs one step, whose start is already recorded. A step with a durable effect commits it
+   * through `run.guarded`, which marks it done in the same transaction, and the last step's
+   * transaction also completes the saga (returns true then). A step without one is marked done
+   * in the statement that records the next step's start. Unless a failpoint stands between the
+   * last step's commit and the saga's completion (`<saga>.<step>.after`): then they stay apart.
+   */
+  private async runStep<Ctx>(definition: SagaDefinition<Ctx>, step: SagaStep<Ctx>, next: SagaStep<Ctx> | null, ctx: Ctx, sagaId: string): Promise<boolean> {
+    const after = `${definition.type}.${step.name}.after`;
+    const completesSaga = next === null && !this.failpoints.isSet(after);
     await this.failpoints.hit(`${definition.type}.${step.name}.before`);
     let committed = false;
     const run: StepRun = {
       sagaId,
       guarded: (work) =>
         inTransaction(this.db, async (trx) => {
-          await this.log.lockRunning(trx, sagaId);
+          await this.log.lockRunning(trx, sagaId, { complete: completesSaga });
           const result = await work(trx);
           await this.log.markStepDone(sagaId, step.name, trx);
           committed = true;
@@ -169,8 +185,17 @@ export class SagaEngine {
         }),
     };
     await step.action(ctx, run);
-    if (!committed) await this.log.markStepDone(sagaId, step.name);
-    await this.failpoints.hit(`${definition.type}.${step.name}.after`);
+    const completed = committed && completesSaga;
+    if (completed) this.log.completed(definition.type);
+    await this.failpoints.hit(after);
+    if (next) {
+      await this.failpoints.hit(`${definition.type}.${next.name}.record`); // recording itself failing
+      if (committed) await this.log.recordStepStart(sagaId, next.name, next.tag);
+      else await this.log.advance(sagaId, step, next);
+    } else if (!committed) {
+      await this.log.markStepDone(sagaId, step.name);
+    }
+    return completed;
   }
 
   /**

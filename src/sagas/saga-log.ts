@@ -78,25 +78,57 @@ export class SagaLog {
   }
 
   async markStepDone(sagaId: string, step: string, trx: Db | Tx = this.db): Promise<void> {
-    await trx('saga_steps')
-      .where({ saga_id: sagaId, step, status: 'STARTED' })
-      .update({ status: 'DONE', finished_at: this.db.fn.now(3) });
+    await trx.raw(`UPDATE saga_steps SET status = 'DONE', finished_at = NOW(3) WHERE saga_id = ? AND step = ? AND status = 'STARTED'`, [sagaId, step]);
   }
 
-  /** Locks the saga row for the rest of `trx` and checks it is still RUNNING. */
-  async lockRunning(trx: Tx, sagaId: string): Promise<void> {
-    const row = await trx('sagas').where({ id: sagaId }).forUpdate().first('status');
-    if (!row) throw new SagaNotRunningError(sagaId, 'missing');
-    if (row.status !== 'RUNNING') throw new SagaNotRunningError(sagaId, row.status);
+  /**
+   * A step without a durable effect is done and the next one starts, in one statement that writes
+   * nothing unless the saga is still RUNNING: the next step's tag is recorded before it acts, as
+   * if recorded on its own, one round trip sooner.
+   */
+  async advance(sagaId: string, done: { name: string; tag: string }, next: { name: string; tag: string }): Promise<void> {
+    const [result] = await this.db.raw(
+      `INSERT INTO saga_steps (saga_id, step, tag, status, finished_at)
+       SELECT s.id, v.step, v.tag, v.status, v.finished_at
+         FROM sagas s
+         JOIN (SELECT ? AS step, ? AS tag, 'DONE' AS status, NOW(3) AS finished_at
+               UNION ALL SELECT ?, ?, 'STARTED', NULL) v
+        WHERE s.id = ? AND s.status = 'RUNNING'
+       ON DUPLICATE KEY UPDATE finished_at = IF(saga_steps.status = 'STARTED', VALUES(finished_at), saga_steps.finished_at),
+                               status = IF(saga_steps.status = 'STARTED', VALUES(status), saga_steps.status)`,
+      [done.name, done.tag, next.name, next.tag, sagaId],
+    );
+    if (result.affectedRows === 0) throw new SagaNotRunningError(sagaId, await this.statusOf(sagaId));
+  }
+
+  /**
+   * Locks the saga row for the rest of `trx` and checks it is still RUNNING, in one conditional
+   * UPDATE; with `complete`, the same statement marks it COMPLETED (the last step's transaction
+   * completes the saga with its effect: call `completed` once it committed).
+   */
+  async lockRunning(trx: Tx, sagaId: string, options: { complete?: boolean } = {}): Promise<void> {
+    const [result] = await trx.raw(
+      options.complete
+        ? `UPDATE sagas SET status = 'COMPLETED', finished_at = NOW(3), updated_at = NOW(3) WHERE id = ? AND status = 'RUNNING'`
+        : `UPDATE sagas SET updated_at = NOW(3) WHERE id = ? AND status = 'RUNNING'`,
+      [sagaId],
+    );
+    if (result.affectedRows === 0) {
+      const row = await trx('sagas').where({ id: sagaId }).first('status');
+      throw new SagaNotRunningError(sagaId, row?.status ?? 'missing');
+    }
+  }
+
+  /** A saga completed in its last step's transaction (`lockRunning` with complete), now committed. */
+  completed(type: string): void {
+    this.onTransition({ type, status: 'COMPLETED', tag: null });
   }
 
   /** RUNNING -> COMPLETED, unless it was compensated meanwhile. */
   async complete(sagaId: string, type: string): Promise<boolean> {
-    const updated = await this.db('sagas')
-      .where({ id: sagaId, status: 'RUNNING' })
-      .update({ status: 'COMPLETED', finished_at: this.db.fn.now(3), updated_at: this.db.fn.now(3) });
-    if (updated === 1) this.onTransition({ type, status: 'COMPLETED', tag: null });
-    return updated === 1;
+    const [result] = await this.db.raw(`UPDATE sagas SET status = 'COMPLETED', finished_at = NOW(3), updated_at = NOW(3) WHERE id = ? AND status = 'RUNNING'`, [sagaId]);
+    if (result.affectedRows === 1) this.completed(type);
+    return result.affectedRows === 1;
   }
 
   /**

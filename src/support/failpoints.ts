@@ -49,6 +49,11 @@ export class Failpoints {
     return Object.fromEntries(this.settings);
   }
 
+  /** Whether a failpoint is set (the engine keeps apart what it would otherwise do in one transaction). */
+  isSet(name: string): boolean {
+    return this.enabled && this.settings.has(name);
+  }
+
   clear(): void {
     this.settings.clear();
   }
