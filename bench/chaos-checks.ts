@@ -21,7 +21,11 @@ export interface Stores {
 }
 
 export function openStores(connection: Record<string, unknown>, redisUrl: string, namespace: string): Stores {
-  const db = knex({ client: 'mysql2', connection: { ...connection, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true }, pool: { min: 0, max: 4 } });
+  const db = knex({
+    client: 'mysql2',
+    connection: { ...connection, supportBigNumbers: true, bigNumberStrings: true, dateStrings: true },
+    pool: { min: 0, max: 4 },
+  });
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
   redis.on('error', () => {}); // reconnects by itself; a command that fails says why
   return {
@@ -63,7 +67,14 @@ export async function remaining(stores: Stores, showIds: string[], accepted: Set
   }
   let resolved = 0;
   const ids = [...accepted];
-  for (let i = 0; i < ids.length; i += 1_000) resolved += n((await db('reservations').whereIn('order_id', ids.slice(i, i + 1_000)).count({ c: '*' }))[0].c);
+  for (let i = 0; i < ids.length; i += 1_000)
+    resolved += n(
+      (
+        await db('reservations')
+          .whereIn('order_id', ids.slice(i, i + 1_000))
+          .count({ c: '*' })
+      )[0].c,
+    );
   return {
     sagasNotEnded: n(sagas.c),
     outboxUnsent: n(outbox.c),
@@ -100,7 +111,21 @@ export interface SeatReport {
 
 export async function checkSeats(stores: Stores): Promise<SeatReport> {
   const { db, redis } = stores;
-  const report: SeatReport = { shows: 0, seatsTotal: 0, sold: 0, held: 0, available: 0, doubleSold: 0, countMismatches: 0, holdMismatches: 0, leakedHolds: 0, viewMismatches: 0, viewLagged: 0, viewsChecked: 0, viewDetails: [] };
+  const report: SeatReport = {
+    shows: 0,
+    seatsTotal: 0,
+    sold: 0,
+    held: 0,
+    available: 0,
+    doubleSold: 0,
+    countMismatches: 0,
+    holdMismatches: 0,
+    leakedHolds: 0,
+    viewMismatches: 0,
+    viewLagged: 0,
+    viewsChecked: 0,
+    viewDetails: [],
+  };
   const shows: Array<{ id: string; seats_total: number }> = await db('shows').select('id', 'seats_total');
   for (const show of shows) {
     report.shows += 1;
@@ -166,8 +191,12 @@ export async function checkSeats(stores: Stores): Promise<SeatReport> {
         const seat = lastDb.get(id)!;
         const holder = lastView.holds[id];
         const orderIds = [seat.hold_order, holder].filter((x): x is string => Boolean(x)).map(String);
-        const orders: Array<{ id: string; status: string; saga_id: string }> = orderIds.length ? await db('orders').whereIn('id', orderIds).select('id', 'status', 'saga_id') : [];
-        const reservations: Array<{ order_id: string; outcome: string; reason: string | null }> = orderIds.length ? await db('reservations').whereIn('order_id', orderIds).select('order_id', 'outcome', 'reason') : [];
+        const orders: Array<{ id: string; status: string; saga_id: string }> = orderIds.length
+          ? await db('orders').whereIn('id', orderIds).select('id', 'status', 'saga_id')
+          : [];
+        const reservations: Array<{ order_id: string; outcome: string; reason: string | null }> = orderIds.length
+          ? await db('reservations').whereIn('order_id', orderIds).select('order_id', 'outcome', 'reason')
+          : [];
         const sagas: Array<{ order_id: string; type: string; status: string; failed_tag: string | null }> = orderIds.length
           ? await db('sagas').whereIn('order_id', orderIds).select('order_id', 'type', 'status', 'failed_tag')
           : [];
@@ -253,12 +282,15 @@ export async function checkMoney(stores: Stores, acks: Acks): Promise<MoneyRepor
       else if (amount !== n(entry.total_cents)) report.amountMismatchCents += Math.abs(amount - n(entry.total_cents));
     }
   }
-  const sold: Array<{ id: string; status: string; total_cents: string }> = await db('orders').whereIn('status', ['PAID', 'REFUNDED']).select('id', 'status', 'total_cents');
+  const sold: Array<{ id: string; status: string; total_cents: string }> = await db('orders')
+    .whereIn('status', ['PAID', 'REFUNDED'])
+    .select('id', 'status', 'total_cents');
   for (const order of sold) {
     if (!payments.has(String(order.id))) report.salesWithoutPaymentCents += n(order.total_cents);
     if (order.status === 'REFUNDED' && !refunds.has(String(order.id))) report.amountMismatchCents += n(order.total_cents);
   }
-  report.centsLost = report.ledgerMismatchCents + report.paymentsWithoutSaleCents + report.salesWithoutPaymentCents + report.amountMismatchCents + report.creditMismatchCents;
+  report.centsLost =
+    report.ledgerMismatchCents + report.paymentsWithoutSaleCents + report.salesWithoutPaymentCents + report.amountMismatchCents + report.creditMismatchCents;
   return report;
 }
 
@@ -273,7 +305,9 @@ export interface SagaReport {
 
 export async function checkSagas(stores: Stores): Promise<SagaReport> {
   const { db } = stores;
-  const rows: Array<{ type: string; status: string; c: string }> = await db('sagas').groupBy('type', 'status').select('type', 'status', db.raw('COUNT(*) AS c'));
+  const rows: Array<{ type: string; status: string; c: string }> = await db('sagas')
+    .groupBy('type', 'status')
+    .select('type', 'status', db.raw('COUNT(*) AS c'));
   const byStatus: Record<string, number> = {};
   const byType: Record<string, number> = {};
   for (const row of rows) {
@@ -305,7 +339,12 @@ export async function checkAccepted(stores: Stores, accepted: Set<string>, showI
   const orderRows = new Set<string>();
   for (let i = 0; i < ids.length; i += 1_000) {
     const chunk = ids.slice(i, i + 1_000);
-    for (const row of (await db('reservations').whereIn('order_id', chunk).select('order_id', 'outcome', 'reason')) as Array<{ order_id: string; outcome: string; reason: string | null }>) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- knex's row type is any; the assertion names it
+    for (const row of (await db('reservations').whereIn('order_id', chunk).select('order_id', 'outcome', 'reason')) as Array<{
+      order_id: string;
+      outcome: string;
+      reason: string | null;
+    }>) {
       outcomes.set(String(row.order_id), row);
     }
     for (const id of (await db('orders').whereIn('id', chunk).pluck('id')) as string[]) orderRows.add(String(id));
@@ -340,7 +379,12 @@ export async function checkAcknowledged(stores: Stores, acks: Acks): Promise<Ack
   const ids = [...new Set([...acks.orders, ...acks.paid, ...acks.refunded, ...acks.cancelled])];
   const status = new Map<string, string>();
   for (let i = 0; i < ids.length; i += 1_000) {
-    for (const row of (await stores.db('orders').whereIn('id', ids.slice(i, i + 1_000)).select('id', 'status')) as Array<{ id: string; status: string }>) status.set(String(row.id), row.status);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- knex's row type is any; the assertion names it
+    for (const row of (await stores
+      .db('orders')
+      .whereIn('id', ids.slice(i, i + 1_000))
+      .select('id', 'status')) as Array<{ id: string; status: string }>)
+      status.set(String(row.id), row.status);
   }
   const ordersLost = [...acks.orders].filter((id) => !status.has(id)).length;
   const paysLost = [...acks.paid].filter((id) => !['PAID', 'REFUNDED'].includes(status.get(id) ?? '')).length;

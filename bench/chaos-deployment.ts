@@ -174,10 +174,11 @@ export class Deployment {
       this.unexpectedExits.push({ name: proc.name, code, signal, at: Date.now() });
       this.log(`!! ${proc.name} exited on its own (code ${code}, signal ${signal}); log ${logFile}; starting it again`);
       setTimeout(() => {
-        if (!this.stopping && this.unexpectedExits.length <= 20) this.spawn(proc).catch((err) => this.log(`!! could not restart ${proc.name}: ${(err as Error).message}`));
+        if (!this.stopping && this.unexpectedExits.length <= 20)
+          this.spawn(proc).catch((err) => this.log(`!! could not restart ${proc.name}: ${(err as Error).message}`));
       }, 1_000);
     });
-    for (const deadline = Date.now() + 90_000; Date.now() < deadline && !exited; ) {
+    for (const deadline = Date.now() + 90_000; Date.now() < deadline && !exited;) {
       const match = READY.exec(readFileSync(logFile, 'utf8'));
       if (match) {
         proc.url = proc.role === 'api' ? `http://127.0.0.1:${proc.port}` : null;
@@ -311,5 +312,11 @@ function freePort(): Promise<number> {
 /** Connection settings of the drill's own database (for the checks), from DATABASE_URL. */
 export function connectionOf(database: string) {
   const url = new URL(BASE_DATABASE_URL);
-  return { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password), database };
+  return {
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database,
+  };
 }

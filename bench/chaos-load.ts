@@ -53,8 +53,7 @@ export class Recorder {
     if (reply.status === 503) {
       this.status503 += 1;
       if (!reply.headers.get('retry-after')) this.status503WithoutRetryAfter += 1;
-    }
-    else if (reply.status >= 500) {
+    } else if (reply.status >= 500) {
       const message = String(reply.body?.error?.message ?? (typeof reply.body === 'string' ? reply.body : ''));
       if (code === 'SAGA_FAILED' && /failpoint \S+ fired/.test(message)) this.injectedSagaFailed += 1;
       else {
@@ -211,7 +210,14 @@ export class Load {
       for (let attempt = 0; attempt < 10; attempt++) {
         const reply = await this.call('seed', 'POST', '/api/users', { name: `chaos buyer ${index}`, payPassword });
         if (reply?.status === 201) {
-          this.buyers.push({ index, id: reply.body.id, auth: { Authorization: `Bearer ${reply.body.token}` }, payPassword, orders: new Map(), queued: new Map() });
+          this.buyers.push({
+            index,
+            id: reply.body.id,
+            auth: { Authorization: `Bearer ${reply.body.token}` },
+            payPassword,
+            orders: new Map(),
+            queued: new Map(),
+          });
           return;
         }
         await sleep(500);
@@ -329,7 +335,9 @@ export class Load {
   private async syncOrder(buyer: Buyer): Promise<void> {
     const show = pick(this.shows.filter((s) => !s.flash));
     const body = { showId: show.id, seatIds: this.seatsFor(show, 1 + Math.floor(Math.random() * 3)) };
-    const replies = chance(0.3) ? await this.withRetry('order', '/api/orders', body, buyer.auth, 'order') : [await this.call('order', 'POST', '/api/orders', body, buyer.auth)];
+    const replies = chance(0.3)
+      ? await this.withRetry('order', '/api/orders', body, buyer.auth, 'order')
+      : [await this.call('order', 'POST', '/api/orders', body, buyer.auth)];
     for (const reply of replies) {
       if (reply?.status === 201) {
         this.acks.orders.add(reply.body.id);
@@ -340,9 +348,17 @@ export class Load {
 
   private async asyncOrder(buyer: Buyer): Promise<void> {
     const show = chance(0.6) ? pick(this.shows.filter((s) => s.flash)) : pick(this.shows);
-    const body = chance(0.5) ? { showId: show.id, quantity: 1 + Math.floor(Math.random() * 2) } : { showId: show.id, seatIds: this.seatsFor(show, 1 + Math.floor(Math.random() * 2)) };
+    const body = chance(0.5)
+      ? { showId: show.id, quantity: 1 + Math.floor(Math.random() * 2) }
+      : { showId: show.id, seatIds: this.seatsFor(show, 1 + Math.floor(Math.random() * 2)) };
     const waitMs = chance(0.3) ? 2_000 : 0;
-    const reply = await this.call(waitMs ? 'async order (waitMs)' : 'async order', 'POST', `/api/orders/async${waitMs ? `?waitMs=${waitMs}` : ''}`, body, buyer.auth);
+    const reply = await this.call(
+      waitMs ? 'async order (waitMs)' : 'async order',
+      'POST',
+      `/api/orders/async${waitMs ? `?waitMs=${waitMs}` : ''}`,
+      body,
+      buyer.auth,
+    );
     if (reply?.status === 202) {
       this.acks.accepted.add(reply.body.orderId);
       buyer.queued.set(reply.body.orderId, { id: reply.body.orderId, showId: show.id, status: 'QUEUED', at: Date.now() });
@@ -379,7 +395,8 @@ export class Load {
     // Four buyers in forty are clumsy: now and then they mistype their pay password six times in a
     // row, then type it right (TOO_MANY_ATTEMPTS: the lock-out counts every wrong one).
     if (buyer.index % 10 === 3 && chance(0.3)) {
-      for (let i = 0; i < 6; i++) await this.call('pay (wrong password burst)', 'POST', `/api/orders/${order.id}/pay`, { payPassword: `typo-${i}` }, buyer.auth);
+      for (let i = 0; i < 6; i++)
+        await this.call('pay (wrong password burst)', 'POST', `/api/orders/${order.id}/pay`, { payPassword: `typo-${i}` }, buyer.auth);
     }
     const wrong = chance(0.05);
     const body = { payPassword: wrong ? `wrong-${buyer.payPassword}` : buyer.payPassword };
@@ -391,7 +408,12 @@ export class Load {
       if (reply.status === 200) {
         this.acks.paid.add(order.id);
         order.status = 'PAID';
-      } else if (reply.status === 409 && reply.body?.error?.code === 'ORDER_NOT_PAYABLE' && reply.body.error.details?.status && order.status === 'PENDING_PAYMENT') {
+      } else if (
+        reply.status === 409 &&
+        reply.body?.error?.code === 'ORDER_NOT_PAYABLE' &&
+        reply.body.error.details?.status &&
+        order.status === 'PENDING_PAYMENT'
+      ) {
         order.status = reply.body.error.details.status;
       } else if (reply.status === 402) {
         order.status = 'UNAFFORDABLE'; // stop trying this one

@@ -53,7 +53,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` every 250 ms until it is true; false after `timeoutMs`. */
 async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  for (const deadline = Date.now() + timeoutMs; ; ) {
+  for (const deadline = Date.now() + timeoutMs; ;) {
     if (await check()) return true;
     if (Date.now() > deadline) return false;
     await sleep(250);
@@ -190,7 +190,7 @@ function lockHeldByAncestor(): boolean {
       .map((line) => line.trim().split(/\s+/))
       .filter((fields) => fields[5]?.split(':').at(-1) === String(inode))
       .map((fields) => Number(fields[4]));
-    for (let pid = process.pid; pid > 1; ) {
+    for (let pid = process.pid; pid > 1;) {
       if (owners.includes(pid)) return true;
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // ppid
@@ -214,7 +214,7 @@ export async function holdServicesLock(log: (line: string) => void): Promise<voi
   log(`taking the services lock ${SERVICES_LOCK} (waits for test runs that hold it)`);
   const holder = spawn('flock', [SERVICES_LOCK, '-c', 'echo locked; read _'], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    holder.stdout!.once('data', () => resolve());
+    holder.stdout.once('data', () => resolve());
     holder.once('error', (err) => reject(new ServiceError(`could not run flock: ${err.message}`)));
     holder.once('exit', (code) => reject(new ServiceError(`flock exited with ${code} before taking ${SERVICES_LOCK}`)));
   });

@@ -125,7 +125,10 @@ function emergency(reason: string, exitCode: number): void {
   console.error(`${stamp()} ${reason}: stopping the drill's processes and restoring MariaDB, Redis and RabbitMQ`);
   deployment?.killAllSync();
   restoreServicesSync((line) => console.error(`${stamp()} ${line}`));
-  const drop = deployment && !settings.keep ? deployment.drop().catch((err) => console.error(`could not drop the namespace: ${(err as Error).message}`)) : Promise.resolve();
+  const drop =
+    deployment && !settings.keep
+      ? deployment.drop().catch((err) => console.error(`could not drop the namespace: ${(err as Error).message}`))
+      : Promise.resolve();
   void Promise.race([drop, sleep(20_000)]).finally(() => process.exit(exitCode));
 }
 process.on('SIGINT', () => emergency('SIGINT', 130));
@@ -149,7 +152,9 @@ async function main(): Promise<number> {
   let exitCode = 1;
   try {
     await dep.start();
-    log(`running: ${dep.processes.map((p) => `${p.name}${p.role === 'api' ? ` :${p.port}` : ''}`).join(', ')}; logs in ${path.dirname(dep.logFiles()[0])}/${dep.namespace}-*.log`);
+    log(
+      `running: ${dep.processes.map((p) => `${p.name}${p.role === 'api' ? ` :${p.port}` : ''}`).join(', ')}; logs in ${path.dirname(dep.logFiles()[0])}/${dep.namespace}-*.log`,
+    );
 
     const paymentWindowMs = Number(dep.timings.PAYMENT_WINDOW_MS);
     const load = new Load({ adminToken: dep.adminToken, liveApis: () => dep.liveApis(), allApis: () => dep.allApiUrls(), paymentWindowMs });
@@ -243,7 +248,9 @@ async function main(): Promise<number> {
       }
       record.endedAt = Date.now();
       currentFault = 'none (between faults)';
-      log(`fault over: ${record.label}${record.downMs !== null ? ` (${(record.downMs / 1000).toFixed(1)} s ${name === 'worker' || name === 'api' ? 'to respawn' : 'down'})` : ''}; ${load.recorder.line()}`);
+      log(
+        `fault over: ${record.label}${record.downMs !== null ? ` (${(record.downMs / 1000).toFixed(1)} s ${name === 'worker' || name === 'api' ? 'to respawn' : 'down'})` : ''}; ${load.recorder.line()}`,
+      );
       return record;
     };
 
@@ -284,7 +291,8 @@ async function main(): Promise<number> {
     // (Counted: they are requests too.)
     for (const base of dep.liveApis()) {
       const reply = await load.call('failpoint', 'GET', '/api/admin/failpoints', undefined, { 'X-Admin-Token': dep.adminToken }, base);
-      for (const name of Object.keys(reply?.body ?? {})) await load.call('failpoint', 'PUT', `/api/admin/failpoints/${name}`, { action: 'off' }, { 'X-Admin-Token': dep.adminToken }, base);
+      for (const name of Object.keys(reply?.body ?? {}))
+        await load.call('failpoint', 'PUT', `/api/admin/failpoints/${name}`, { action: 'off' }, { 'X-Admin-Token': dep.adminToken }, base);
     }
 
     // --- settle --------------------------------------------------------------------------------
@@ -294,7 +302,7 @@ async function main(): Promise<number> {
     let health: Record<string, number | string> = {};
     let settled = false;
     const healthy = () => Object.values(health).every((status) => status === 200);
-    for (let lastLog = 0; Date.now() - settleStarted < settings.settleSeconds * 1000; ) {
+    for (let lastLog = 0; Date.now() - settleStarted < settings.settleSeconds * 1000;) {
       left = await remaining(stores, showIds, load.acks.accepted).catch((err) => {
         log(`settle check failed (retrying): ${(err as Error).message}`);
         return null;
@@ -306,12 +314,18 @@ async function main(): Promise<number> {
       }
       if (Date.now() - lastLog > 5_000) {
         lastLog = Date.now();
-        log(`settling: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}${left?.outboxUnsent ? `; unsent outbox rows: ${await unsentOutbox(stores)}` : ''}`);
+        log(
+          `settling: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}${left?.outboxUnsent ? `; unsent outbox rows: ${await unsentOutbox(stores)}` : ''}`,
+        );
       }
       await sleep(500);
     }
     const settleMs = Date.now() - settleStarted;
-    log(settled ? `settled after ${(settleMs / 1000).toFixed(1)} s` : `!! not settled after ${settings.settleSeconds} s: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}`);
+    log(
+      settled
+        ? `settled after ${(settleMs / 1000).toFixed(1)} s`
+        : `!! not settled after ${settings.settleSeconds} s: ${JSON.stringify(left)}; /health ${JSON.stringify(health)}`,
+    );
 
     // --- checks --------------------------------------------------------------------------------
     const seats = await checkSeats(stores);
@@ -368,7 +382,11 @@ async function main(): Promise<number> {
     // A failed run keeps what it checked, to be looked at (CHAOS_DROP_ON_FAIL=1 drops it anyway).
     const keep = settings.keep || (exitCode !== 0 && process.env.CHAOS_DROP_ON_FAIL !== '1');
     if (keep) log(`kept database ${dep.database} and namespace ${dep.namespace} (npx tsx tools/drop-namespace.ts ${dep.namespace} ${dep.database})`);
-    else await dep.drop().then(() => log(`dropped database ${dep.database}, namespace ${dep.namespace}`), (err) => log(`!! could not drop the namespace: ${(err as Error).message}`));
+    else
+      await dep.drop().then(
+        () => log(`dropped database ${dep.database}, namespace ${dep.namespace}`),
+        (err) => log(`!! could not drop the namespace: ${(err as Error).message}`),
+      );
   }
   return exitCode;
 }
@@ -406,11 +424,14 @@ function verdict(r: RunResult): string[] {
   if (s.countMismatches + s.holdMismatches + s.leakedHolds + s.viewMismatches > 0) {
     failed.push(`1: seat accounting (count ${s.countMismatches}, holds ${s.holdMismatches}, leaked holds ${s.leakedHolds}, Redis view ${s.viewMismatches})`);
   }
-  if (r.money.centsLost > 0 || r.money.negativeBalances > 0) failed.push(`2: ${r.money.centsLost} cents unaccounted for, ${r.money.negativeBalances} negative balances`);
+  if (r.money.centsLost > 0 || r.money.negativeBalances > 0)
+    failed.push(`2: ${r.money.centsLost} cents unaccounted for, ${r.money.negativeBalances} negative balances`);
   if (r.sagas.notEnded > 0) failed.push(`4: ${r.sagas.notEnded} sagas not ended`);
   if (r.sagas.compensatedWithOrder > 0) failed.push(`4: ${r.sagas.compensatedWithOrder} orders of compensated sagas still exist`);
   if (r.accepted.lost + r.accepted.releasedWithOrder + r.accepted.pendingInRedis > 0) {
-    failed.push(`5: accepted orders lost ${r.accepted.lost}, released yet persisted ${r.accepted.releasedWithOrder}, pending in Redis ${r.accepted.pendingInRedis}`);
+    failed.push(
+      `5: accepted orders lost ${r.accepted.lost}, released yet persisted ${r.accepted.releasedWithOrder}, pending in Redis ${r.accepted.pendingInRedis}`,
+    );
   }
   if (r.acknowledged.total > 0) failed.push(`acknowledged writes lost: ${JSON.stringify(r.acknowledged)}`);
   if (r.load.acks.idempotencyMismatches.length > 0) failed.push(`Idempotency-Key replays that differ: ${r.load.acks.idempotencyMismatches.length}`);
@@ -420,9 +441,11 @@ function verdict(r: RunResult): string[] {
   if (unhealthy.length > 0) failed.push(`processes not healthy after the faults: ${unhealthy.map(([name, status]) => `${name} ${status}`).join(', ')}`);
   const faultErrors = r.faults.filter((f) => f.error);
   if (faultErrors.length > 0) failed.push(`faults that went wrong: ${faultErrors.map((f) => `${f.name}: ${f.error}`).join('; ')}`);
-  if (settings.strict && r.load.recorder.unexpected5xxCount > 0) failed.push(`strict: ${r.load.recorder.unexpected5xxCount} 5xx other than 503 that no failpoint explains`);
+  if (settings.strict && r.load.recorder.unexpected5xxCount > 0)
+    failed.push(`strict: ${r.load.recorder.unexpected5xxCount} 5xx other than 503 that no failpoint explains`);
   if (settings.strict && r.dlq.total > 0) failed.push(`strict: ${r.dlq.total} DLQ messages`);
-  if (settings.strict && r.load.recorder.status503WithoutRetryAfter > 0) failed.push(`strict: ${r.load.recorder.status503WithoutRetryAfter} 503 answers without Retry-After`);
+  if (settings.strict && r.load.recorder.status503WithoutRetryAfter > 0)
+    failed.push(`strict: ${r.load.recorder.status503WithoutRetryAfter} 503 answers without Retry-After`);
   return failed;
 }
 
@@ -447,7 +470,11 @@ function render(r: RunResult, failures: string[]): string {
     ...r.seats.viewDetails.map((detail) => `    ${detail}`),
     `cents lost                ${fmt(r.money.centsLost)}   (users ${r.money.users}: ledger ≠ balance ${r.money.ledgerMismatchUsers} users / ${r.money.ledgerMismatchCents} ¢, negative balances ${r.money.negativeBalances}, payments without sale ${r.money.paymentsWithoutSaleCents} ¢, sales without payment ${r.money.salesWithoutPaymentCents} ¢, amount mismatches ${r.money.amountMismatchCents} ¢, credits ≠ acknowledged ${r.money.creditMismatchCents} ¢)`,
     `accepted orders lost      ${r.accepted.lost}   (accepted ${fmt(r.accepted.accepted)}: persisted ${fmt(r.accepted.persisted)}, released ${fmt(r.accepted.released)} ${JSON.stringify(r.accepted.releasedReasons)}; released yet persisted ${r.accepted.releasedWithOrder}; pending in Redis ${r.accepted.pendingInRedis})`,
-    `sagas not ended           ${r.sagas.notEnded}   (of ${fmt(r.sagas.total)}: ${Object.entries(r.sagas.byStatus).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; by type ${Object.entries(r.sagas.byType).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; orders of compensated sagas ${r.sagas.compensatedWithOrder})`,
+    `sagas not ended           ${r.sagas.notEnded}   (of ${fmt(r.sagas.total)}: ${Object.entries(r.sagas.byStatus)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ')}; by type ${Object.entries(r.sagas.byType)
+      .map(([k, v]) => `${k} ${fmt(v)}`)
+      .join(', ')}; orders of compensated sagas ${r.sagas.compensatedWithOrder})`,
     `acknowledged writes lost  ${r.acknowledged.total}   (201 orders ${r.acknowledged.ordersLost}, 200 pays ${r.acknowledged.paysLost}, refunds ${r.acknowledged.refundsLost}, cancels ${r.acknowledged.cancelsLost}; acknowledged: ${fmt(r.load.acks.orders.size)} orders, ${fmt(r.load.acks.paid.size)} pays, ${fmt(r.load.acks.refunded.size)} refunds, ${fmt(r.load.acks.cancelled.size)} cancels)`,
     `idempotent retries        ${fmt(r.load.acks.idempotentRetries)} (replayed ${fmt(r.load.acks.idempotentReplays)}), answers that differ ${r.load.acks.idempotencyMismatches.length}${r.load.acks.idempotencyMismatches.length ? `: ${r.load.acks.idempotencyMismatches.slice(0, 3).join('; ')}` : ''}`,
     `503 without Retry-After   ${fmt(rec.status503WithoutRetryAfter)}`,
@@ -458,14 +485,24 @@ function render(r: RunResult, failures: string[]): string {
     `outbox unsent             ${r.outboxLeft}`,
     `DB return → last saga end ${r.recovery?.dbReturnToLastSagaEndedMs != null ? `${fmt(r.recovery.dbReturnToLastSagaEndedMs)} ms (${r.recovery.sagasEndedAfterOutage} sagas begun before it ended after the outage)` : 'n/a (no MariaDB outage)'}`,
     `process exits not asked   ${r.unexpectedExits}`,
-    `/health after settling    ${Object.entries(r.health).map(([name, status]) => `${name} ${status}`).join(', ')}`,
-    `no answer, by cause       ${[...rec.noAnswer.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, v]) => `${k} ${v}`).join('; ') || 'none'}`,
+    `/health after settling    ${Object.entries(r.health)
+      .map(([name, status]) => `${name} ${status}`)
+      .join(', ')}`,
+    `no answer, by cause       ${
+      [...rec.noAnswer.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 6)
+        .map(([k, v]) => `${k} ${v}`)
+        .join('; ') || 'none'
+    }`,
     `5xx logged by the service (top):`,
     ...(r.serverErrors.size ? top(r.serverErrors, 8) : ['    none']),
     `answers by operation:`,
     ...byOperation(rec.outcomes),
     `run took                  ${(r.totalMs / 1000).toFixed(0)} s in all`,
-    failures.length === 0 ? 'verdict                   PASS: every invariant holds' : `verdict                   FAIL:\n${failures.map((f) => `    - ${f}`).join('\n')}`,
+    failures.length === 0
+      ? 'verdict                   PASS: every invariant holds'
+      : `verdict                   FAIL:\n${failures.map((f) => `    - ${f}`).join('\n')}`,
   ];
   return lines.join('\n');
 }
@@ -476,7 +513,12 @@ async function unsentOutbox(stores: Stores): Promise<string> {
     .db('outbox')
     .whereNull('sent_at')
     .groupBy('exchange', 'routing_key', 'leased')
-    .select('exchange', 'routing_key', stores.db.raw('(claimed_until IS NOT NULL AND claimed_until > UTC_TIMESTAMP(3)) AS leased'), stores.db.raw('COUNT(*) AS c'))
+    .select(
+      'exchange',
+      'routing_key',
+      stores.db.raw('(claimed_until IS NOT NULL AND claimed_until > UTC_TIMESTAMP(3)) AS leased'),
+      stores.db.raw('COUNT(*) AS c'),
+    )
     .catch(() => []);
   return rows.map((r) => `${r.exchange}/${r.routing_key}${Number(r.leased) ? ' (leased)' : ''} ×${r.c}`).join(', ');
 }
@@ -498,7 +540,7 @@ function byOperation(outcomes: Map<string, number>): string[] {
 function serverErrorsInLogs(files: string[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const file of files) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch {
@@ -570,7 +612,9 @@ function appendResults(file: string, r: RunResult, failures: string[], summary: 
   let text = existsSync(file) ? readFileSync(file, 'utf8') : HEADER;
   if (!text.includes(MARKER)) text = HEADER + text;
   text = text.replace(MARKER, `| ${row.join(' | ')} |\n${MARKER}`);
-  const timings = Object.entries(r.timings).map(([k, v]) => `${k}=${v}`).join(' ');
+  const timings = Object.entries(r.timings)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   text = `${text.trimEnd()}\n\n### ${r.when.toISOString().slice(0, 16).replace('T', ' ')} UTC, commit \`${r.commit}\`\n\nSettings: CHAOS_SECONDS=${settings.seconds} CHAOS_CONCURRENCY=${settings.concurrency} CHAOS_USERS=${settings.users} CHAOS_FAULTS=${settings.faults.join(',')}; service: ${timings}.\n\n\`\`\`\n${summary}\n\`\`\`\n`;
   writeFileSync(file, text);
 }

@@ -48,8 +48,20 @@ export function renderChart(stored: Stored): string {
       series('naive', 'naive single transaction', COLORS.naive, value),
       series('sync', 'sync order saga', COLORS.path, value),
     ];
-    panels.push(lineChart('Requests (sagas) per second against concurrent clients (log-log)', all((m) => m.requestsPerSecond), 'req/s'));
-    panels.push(lineChart('p99 latency against concurrent clients, ms (log-log)', all((m) => Math.max(m.p99, 0.5)), 'ms'));
+    panels.push(
+      lineChart(
+        'Requests (sagas) per second against concurrent clients (log-log)',
+        all((m) => m.requestsPerSecond),
+        'req/s',
+      ),
+    );
+    panels.push(
+      lineChart(
+        'p99 latency against concurrent clients, ms (log-log)',
+        all((m) => Math.max(m.p99, 0.5)),
+        'ms',
+      ),
+    );
   }
   if (stored.paths) {
     const rows = medianRows(stored.paths.runs.map((r) => r.rows));
@@ -72,7 +84,12 @@ export function renderChart(stored: Stored): string {
   }
   if (stored.history) {
     const runs = stored.history.runs;
-    const bar = (label: string, m: Measured, color: string): Bar => ({ label, value: m.requestsPerSecond, text: `${m.requestsPerSecond.toFixed(0)} req/s · p99 ${m.p99} ms`, color });
+    const bar = (label: string, m: Measured, color: string): Bar => ({
+      label,
+      value: m.requestsPerSecond,
+      text: `${m.requestsPerSecond.toFixed(0)} req/s · p99 ${m.p99} ms`,
+      color,
+    });
     panels.push(
       panel(`The saga log's history (${runs[0].sagas.toLocaleString('en-US')} sagas): requests per second`, [
         bar('sync saga, empty log', medianRow(runs.map((r) => r.empty.sync)), COLORS.path),
@@ -101,7 +118,12 @@ export function renderChart(stored: Stored): string {
       panel('Orders per second: accepted, and persisted by the consumer', [
         ...flashSales.flatMap((sale) => [
           { label: `flash sale, ${sale.deployment}: accepted`, value: sale.acceptPerSecond, text: `${sale.acceptPerSecond.toFixed(0)}/s`, color: COLORS.path },
-          { label: `flash sale, ${sale.deployment}: persisted`, value: sale.consumer.perSecond, text: `${sale.consumer.perSecond.toFixed(0)}/s`, color: COLORS.persisted },
+          {
+            label: `flash sale, ${sale.deployment}: persisted`,
+            value: sale.consumer.perSecond,
+            text: `${sale.consumer.perSecond.toFixed(0)}/s`,
+            color: COLORS.persisted,
+          },
         ]),
         ...accepts.map((a) => ({
           label: `async accept (${a.deployment})`,
@@ -109,7 +131,16 @@ export function renderChart(stored: Stored): string {
           text: `${a.requestsPerSecond.toFixed(0)}/s${drain ? ` · consumer alone ${(drain.consumer.perSecond / a.requestsPerSecond).toFixed(2)} × this (target 2 ×)` : ''}`,
           color: COLORS.path,
         })),
-        ...(drain ? [{ label: `consumer alone (${drain.consumer.persisted} queued orders)`, value: drain.consumer.perSecond, text: `${drain.consumer.perSecond.toFixed(0)}/s`, color: COLORS.persisted }] : []),
+        ...(drain
+          ? [
+              {
+                label: `consumer alone (${drain.consumer.persisted} queued orders)`,
+                value: drain.consumer.perSecond,
+                text: `${drain.consumer.perSecond.toFixed(0)}/s`,
+                color: COLORS.persisted,
+              },
+            ]
+          : []),
       ]),
     );
   }
@@ -144,16 +175,25 @@ function lineChart(title: string, series: Series[], unit: string): { svg: string
   const y = (v: number) => top + plotHeight - ((Math.log10(Math.max(v, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin) || 1)) * plotHeight;
   const parts = [`<text x="10" y="16" class="title">${escapeXml(title)}</text>`];
   for (let d = yMin; d <= yMax; d *= 10) {
-    parts.push(`<line x1="${left}" y1="${y(d).toFixed(1)}" x2="${left + plotWidth}" y2="${y(d).toFixed(1)}" stroke="#e4e4e4"/>`, `<text x="${left - 6}" y="${(y(d) + 3).toFixed(1)}" text-anchor="end" class="axis">${d >= 1 ? d.toLocaleString('en-US') : d} ${unit}</text>`);
+    parts.push(
+      `<line x1="${left}" y1="${y(d).toFixed(1)}" x2="${left + plotWidth}" y2="${y(d).toFixed(1)}" stroke="#e4e4e4"/>`,
+      `<text x="${left - 6}" y="${(y(d) + 3).toFixed(1)}" text-anchor="end" class="axis">${d >= 1 ? d.toLocaleString('en-US') : d} ${unit}</text>`,
+    );
   }
   for (const v of [...new Set(xs)].sort((a, b) => a - b)) {
-    parts.push(`<line x1="${x(v).toFixed(1)}" y1="${top}" x2="${x(v).toFixed(1)}" y2="${top + plotHeight}" stroke="#f0f0f0"/>`, `<text x="${x(v).toFixed(1)}" y="${top + plotHeight + 14}" text-anchor="middle" class="axis">${v}</text>`);
+    parts.push(
+      `<line x1="${x(v).toFixed(1)}" y1="${top}" x2="${x(v).toFixed(1)}" y2="${top + plotHeight}" stroke="#f0f0f0"/>`,
+      `<text x="${x(v).toFixed(1)}" y="${top + plotHeight + 14}" text-anchor="middle" class="axis">${v}</text>`,
+    );
   }
   parts.push(`<text x="${left + plotWidth / 2}" y="${top + plotHeight + 28}" text-anchor="middle" class="axis">concurrent clients</text>`);
   series.forEach((s, i) => {
     const d = s.points.map(([px, py], j) => `${j ? 'L' : 'M'}${x(px).toFixed(1)},${y(py).toFixed(1)}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    for (const [px, py] of s.points) parts.push(`<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeXml(`${s.label}, ${px} clients: ${py.toFixed(0)} ${unit}`)}</title></circle>`);
+    for (const [px, py] of s.points)
+      parts.push(
+        `<circle cx="${x(px).toFixed(1)}" cy="${y(py).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeXml(`${s.label}, ${px} clients: ${py.toFixed(0)} ${unit}`)}</title></circle>`,
+      );
     const [lx, ly] = s.points[s.points.length - 1];
     const legendY = top + 10 + i * 18;
     parts.push(

@@ -62,7 +62,10 @@ export async function flashSale(seats: number, requests: number, connections: nu
     const db = service.db;
     const [[sold], [orderSeats], [last], lags, consumer, { released }] = await Promise.all([
       db('seat_holds').where({ show_id: showId }).count({ n: '*' }),
-      db('order_seats').join('orders', 'orders.id', 'order_seats.order_id').where('orders.show_id', showId).select(db.raw('COUNT(*) AS n, COUNT(DISTINCT order_seats.seat_id) AS distinctSeats')),
+      db('order_seats')
+        .join('orders', 'orders.id', 'order_seats.order_id')
+        .where('orders.show_id', showId)
+        .select(db.raw('COUNT(*) AS n, COUNT(DISTINCT order_seats.seat_id) AS distinctSeats')),
       db('reservations').where({ show_id: showId }).select(db.raw('TIMESTAMPDIFF(MICROSECOND, MAX(reserved_at), MAX(resolved_at)) / 1000 AS ms')),
       lagsOf(service, showId),
       persisting(service, showId),
@@ -95,7 +98,10 @@ export async function flashSale(seats: number, requests: number, connections: nu
  * 10 minutes), then one worker started on the same database and namespace, timed until all are
  * persisted. Also returns the accept rate of that API-only process.
  */
-export async function drainAlone(orders: number, connections: number): Promise<{ consumer: Persisting; acceptPerSecond: number; acceptCpu: CpuSplit; drainCpu: CpuSplit }> {
+export async function drainAlone(
+  orders: number,
+  connections: number,
+): Promise<{ consumer: Persisting; acceptPerSecond: number; acceptCpu: CpuSplit; drainCpu: CpuSplit }> {
   const service = await startService('drain', { ORDER_MAX_QUEUE_DELAY_MS: '600000', RESERVATION_RECONCILE_AFTER_MS: '700000' }, 'api');
   try {
     const buyers = await insertBuyers(service, orders);
@@ -166,7 +172,9 @@ async function lagsOf(service: BenchService, showId: string): Promise<number[]> 
 
 async function persisting(service: BenchService, showId: string): Promise<Persisting> {
   const persisted = service.db('reservations').where({ show_id: showId, outcome: 'PERSISTED' });
-  const span = await persisted.clone().first(service.db.raw('COUNT(*) AS n, MIN(resolved_at) AS first, TIMESTAMPDIFF(MICROSECOND, MIN(resolved_at), MAX(resolved_at)) / 1e6 AS seconds'));
+  const span = await persisted
+    .clone()
+    .first(service.db.raw('COUNT(*) AS n, MIN(resolved_at) AS first, TIMESTAMPDIFF(MICROSECOND, MIN(resolved_at), MAX(resolved_at)) / 1e6 AS seconds'));
   const [{ n: afterFirst }] = await persisted.clone().where('resolved_at', '>', span.first).count({ n: '*' });
   return { persisted: Number(span.n), perSecond: Number(afterFirst) / Number(span.seconds) };
 }

@@ -26,7 +26,12 @@ export const DEFAULT_LOAD: LoadSettings = {
  * A short warm-up (`warmUp` overrides how long), then the measured run. `options` may set
  * `amount` instead of a duration when each request consumes something prepared beforehand.
  */
-export async function load(name: string, options: autocannon.Options, settings: LoadSettings = DEFAULT_LOAD, warmUp?: Partial<autocannon.Options>): Promise<Measured> {
+export async function load(
+  name: string,
+  options: autocannon.Options,
+  settings: LoadSettings = DEFAULT_LOAD,
+  warmUp?: Partial<autocannon.Options>,
+): Promise<Measured> {
   const base = { connections: settings.connections, pipelining: 1, duration: settings.duration, ...options };
   if (warmUp || settings.warmUp > 0) await autocannon({ ...base, ...(warmUp ?? { duration: settings.warmUp }) });
   const errorCodes: Record<string, number> = {};
@@ -93,7 +98,14 @@ export class SeatSource {
 }
 
 /** POST /api/orders, one fresh seat per request, tokens round-robin. `expectedRate` bounds the seats needed. */
-export async function syncOrders(service: BenchService, tokens: string[], seats: SeatSource, settings: LoadSettings = DEFAULT_LOAD, name = 'POST /api/orders (sync saga)', expectedRate = 2_000): Promise<Measured> {
+export async function syncOrders(
+  service: BenchService,
+  tokens: string[],
+  seats: SeatSource,
+  settings: LoadSettings = DEFAULT_LOAD,
+  name = 'POST /api/orders (sync saga)',
+  expectedRate = 2_000,
+): Promise<Measured> {
   await seats.reserve(Math.min(100_000, Math.ceil(expectedRate * (settings.duration + settings.warmUp) * 1.5)));
   let next = 0;
   return load(
@@ -106,7 +118,11 @@ export async function syncOrders(service: BenchService, tokens: string[], seats:
           path: '/api/orders',
           setupRequest: (req) => {
             const { showId, seatId } = seats.take();
-            return { ...req, headers: { ...json, Authorization: `Bearer ${tokens[next++ % tokens.length]}` }, body: JSON.stringify({ showId, seatIds: [seatId] }) };
+            return {
+              ...req,
+              headers: { ...json, Authorization: `Bearer ${tokens[next++ % tokens.length]}` },
+              body: JSON.stringify({ showId, seatIds: [seatId] }),
+            };
           },
         },
       ],
@@ -122,7 +138,14 @@ export async function syncOrders(service: BenchService, tokens: string[], seats:
  * on shows that cannot sell out: `planned` requests at most. The service's consumer persists the
  * orders meanwhile; the next path is measured once that work is done.
  */
-export async function asyncOrders(service: BenchService, url: string, name: string, buyers: string[], planned: number, settings: LoadSettings = DEFAULT_LOAD): Promise<Measured> {
+export async function asyncOrders(
+  service: BenchService,
+  url: string,
+  name: string,
+  buyers: string[],
+  planned: number,
+  settings: LoadSettings = DEFAULT_LOAD,
+): Promise<Measured> {
   const showIds: string[] = [];
   while (showIds.length * buyers.length < planned) showIds.push(await createShow(service, Math.ceil(buyers.length / 1000), 1000));
   let next = 0;
@@ -138,7 +161,11 @@ export async function asyncOrders(service: BenchService, url: string, name: stri
           setupRequest: (req) => {
             // Past `planned`, buyers would order again: 409 DUPLICATE_REQUEST in the row's non-2xx.
             const i = next++ % planned;
-            return { ...req, headers: { ...json, Authorization: `Bearer ${buyers[i % buyers.length]}` }, body: JSON.stringify({ showId: showIds[Math.floor(i / buyers.length)], quantity: 1 }) };
+            return {
+              ...req,
+              headers: { ...json, Authorization: `Bearer ${buyers[i % buyers.length]}` },
+              body: JSON.stringify({ showId: showIds[Math.floor(i / buyers.length)], quantity: 1 }),
+            };
           },
         },
       ],
@@ -149,7 +176,11 @@ export async function asyncOrders(service: BenchService, url: string, name: stri
   const accepted = async () => (await acceptedSoFar(url)) - acceptedBefore;
   // Quiet again once every order is resolved and the expiry messages their commits wrote to the outbox are published.
   const unsent = async () => Number((await service.db('outbox').whereNull('sent_at').count({ n: '*' }))[0].n);
-  await waitFor('every accepted async order resolved, the outbox empty', async () => (await reservationOutcomes(service, showIds)).resolved >= (await accepted()) && (await unsent()) === 0, 180_000);
+  await waitFor(
+    'every accepted async order resolved, the outbox empty',
+    async () => (await reservationOutcomes(service, showIds)).resolved >= (await accepted()) && (await unsent()) === 0,
+    180_000,
+  );
   const { persisted, released } = await reservationOutcomes(service, showIds);
   measured.note = `${await accepted()} orders accepted (warm-up included); persisted by the role-all process: ${persisted}; released: ${describe(released)}`;
   return measured;
@@ -170,7 +201,10 @@ export function naiveOrders(naive: { url: string; showId: string }, tokens: stri
 }
 
 /** `{a: 1, b: 2}` as "a 1, b 2"; "none" when empty. */
-export const describe = (counts: Record<string, number>) => Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+export const describe = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ') || 'none';
 
 export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);

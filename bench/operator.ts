@@ -82,7 +82,7 @@ async function measure(
     const url = `${service.url}${next()}`;
     const started = performance.now();
     const res = await fetch(url, { headers });
-    const body = (await res.json()) as any;
+    const body = await res.json();
     const ms = performance.now() - started;
     if (res.status !== 200) throw new Error(`${url}: ${res.status} ${JSON.stringify(body)}`);
     options.seen?.(body);
@@ -98,8 +98,20 @@ async function measure(
     items += r.items;
   }
   times.sort((a, b) => a - b);
-  const result = { name, query, requests: count, first, p50: percentile(times, 50), p99: percentile(times, 99), max: times.at(-1)!, items: items / count, note: options.note };
-  console.log(`${name}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(1)} ms, first ${first.toFixed(1)} ms, ${result.items.toFixed(1)} items/page`);
+  const result = {
+    name,
+    query,
+    requests: count,
+    first,
+    p50: percentile(times, 50),
+    p99: percentile(times, 99),
+    max: times.at(-1)!,
+    items: items / count,
+    note: options.note,
+  };
+  console.log(
+    `${name}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms, max ${result.max.toFixed(1)} ms, first ${first.toFixed(1)} ms, ${result.items.toFixed(1)} items/page`,
+  );
   return result;
 }
 
@@ -129,7 +141,8 @@ async function analyze(db: Knex, mariadb: boolean, sql: string, bindings: readon
  */
 async function handlerReads(db: Knex, sql: string, bindings: readonly unknown[]): Promise<number> {
   return db.transaction(async (trx) => {
-    const read = async () => ((await trx.raw("SHOW SESSION STATUS LIKE 'Handler_read%'"))[0] as Array<{ Value: string }>).reduce((sum, row) => sum + Number(row.Value), 0);
+    const read = async () =>
+      ((await trx.raw("SHOW SESSION STATUS LIKE 'Handler_read%'"))[0] as Array<{ Value: string }>).reduce((sum, row) => sum + Number(row.Value), 0);
     const a = await read();
     const b = await read();
     await trx.raw(sql, bindings as any[]);
@@ -234,11 +247,24 @@ async function searchLatencies(service: BenchService, seeded: SeedResult) {
     ['type=pay', 'type=pay', { type: 'pay' }],
     ['tag=order_cancel', 'tag=order_cancel', { failed_tag: 'order_cancel' }],
   ] as const) {
-    const row = await db('sagas').where(where).orderBy('id', 'desc').offset(FAR_PAGE * 50 - 1).first('id');
+    const row = await db('sagas')
+      .where(where)
+      .orderBy('id', 'desc')
+      .offset(FAR_PAGE * 50 - 1)
+      .first('id');
     if (!row) continue;
     const cursor = Buffer.from(`saga:${row.id}`).toString('base64url');
     farCursors[label] = `${filter ? `${filter}&` : ''}cursor=${cursor}`;
-    rows.push(await measure(service, `page ${n(FAR_PAGE + 1)}, ${label}`, `${filter ? `${filter}&` : ''}cursor=… (${n(FAR_PAGE * 50)} down)`, () => search(farCursors[label]), 50, { warmUp: 5 }));
+    rows.push(
+      await measure(
+        service,
+        `page ${n(FAR_PAGE + 1)}, ${label}`,
+        `${filter ? `${filter}&` : ''}cursor=… (${n(FAR_PAGE * 50)} down)`,
+        () => search(farCursors[label]),
+        50,
+        { warmUp: 5 },
+      ),
+    );
   }
 
   // Combinations that match (almost) nothing although each filter alone matches many: the worst case.
@@ -252,8 +278,10 @@ async function searchLatencies(service: BenchService, seeded: SeedResult) {
   }
 
   const stats = await measure(service, 'GET /api/admin/sagas/stats', '', () => '/api/admin/sagas/stats', Math.min(REQUESTS, 100), { warmUp: 5 });
-  const overview = await measure(service, 'GET /api/admin/overview (console counters)', '', () => '/api/admin/overview', Math.min(REQUESTS, 100), { warmUp: 5 });
-  const statsBody = (await (await fetch(`${service.url}/api/admin/sagas/stats`, { headers: admin })).json()) as any;
+  const overview = await measure(service, 'GET /api/admin/overview (console counters)', '', () => '/api/admin/overview', Math.min(REQUESTS, 100), {
+    warmUp: 5,
+  });
+  const statsBody = await (await fetch(`${service.url}/api/admin/sagas/stats`, { headers: admin })).json();
   const baselineAfter = await livez();
   return { baseline, baselineAfter, rows, worst, stats, overview, statsBody, deepCursor, deepCompensatedCursor, farCursors, pairs, hour };
 }
@@ -292,7 +320,13 @@ async function plans(service: BenchService, search: Awaited<ReturnType<typeof se
   for (const [name, query] of cases) out.push(await planOfSearch(db, queries, mariadb, name, query));
   const statsSql = await capture(db, () => queries.stats());
   for (const [i, q] of statsSql.entries()) {
-    out.push({ name: `stats ${i + 1}`, query: '', sql: db.raw(q.sql, q.bindings as any[]).toString(), rows: await analyze(db, mariadb, q.sql, q.bindings), reads: await handlerReads(db, q.sql, q.bindings) });
+    out.push({
+      name: `stats ${i + 1}`,
+      query: '',
+      sql: db.raw(q.sql, q.bindings as any[]).toString(),
+      rows: await analyze(db, mariadb, q.sql, q.bindings),
+      reads: await handlerReads(db, q.sql, q.bindings),
+    });
   }
   return { version: String(version), mariadb, plans: out };
 }
@@ -324,8 +358,13 @@ async function redrive(service: BenchService) {
       Array.from({ length: 8 }, async () => {
         while (next < DEAD_LETTERS) {
           const n = next++;
-          const reply = await post(`${service.url}/api/orders`, { showId, seatIds: [seats[n]] }, { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` });
-          if (reply.status !== 500 || reply.body.error?.code !== 'SAGA_FAILED') throw new Error(`expected SAGA_FAILED, got ${reply.status} ${JSON.stringify(reply.body)}`);
+          const reply = await post(
+            `${service.url}/api/orders`,
+            { showId, seatIds: [seats[n]] },
+            { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` },
+          );
+          if (reply.status !== 500 || reply.body.error?.code !== 'SAGA_FAILED')
+            throw new Error(`expected SAGA_FAILED, got ${reply.status} ${JSON.stringify(reply.body)}`);
           sagaIds.push(reply.body.error.details.sagaId);
         }
       }),
@@ -335,10 +374,16 @@ async function redrive(service: BenchService) {
     const db = service.db;
     await waitFor(
       `${DEAD_LETTERS} seat-release dead letters`,
-      async () => (await count(db('dead_letters').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' }).whereNull('resolved_at'))) === DEAD_LETTERS && (await depth(seatRelease.deadLetterQueue)) === DEAD_LETTERS,
+      async () =>
+        (await count(db('dead_letters').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' }).whereNull('resolved_at'))) === DEAD_LETTERS &&
+        (await depth(seatRelease.deadLetterQueue)) === DEAD_LETTERS,
       180_000,
     );
-    await waitFor('order-delete done for all of them', async () => (await count(db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'order-delete' }))) === DEAD_LETTERS, 60_000);
+    await waitFor(
+      'order-delete done for all of them',
+      async () => (await count(db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'order-delete' }))) === DEAD_LETTERS,
+      60_000,
+    );
     const produceMs = Date.now() - produceStarted;
     const before = {
       compensating: await count(db('sagas').whereIn('id', sagaIds).where({ status: 'COMPENSATING' })),
@@ -356,29 +401,50 @@ async function redrive(service: BenchService) {
     // One request should take all of them; more only if it did not (reported).
     for (let i = 0; i < 10; i++) {
       const t = performance.now();
-      const res = await fetch(`${service.url}/api/admin/dead-letters/redrive`, { method: 'POST', headers: admin, body: JSON.stringify({ listener: 'seat-release' }), signal: AbortSignal.timeout(300_000) });
-      const body = (await res.json()) as any;
+      const res = await fetch(`${service.url}/api/admin/dead-letters/redrive`, {
+        method: 'POST',
+        headers: admin,
+        body: JSON.stringify({ listener: 'seat-release' }),
+        signal: AbortSignal.timeout(300_000),
+      });
+      const body = await res.json();
       requests.push({ ms: performance.now() - t, status: res.status, body });
       console.log(`POST /api/admin/dead-letters/redrive: ${res.status} ${JSON.stringify(body)} in ${(performance.now() - t).toFixed(0)} ms`);
       if (res.status !== 200) throw new Error(`redrive answered ${res.status}`);
       if ((await depth(seatRelease.deadLetterQueue)) === 0) break;
     }
-    await waitFor('every redriven saga COMPENSATED', async () => (await count(db('sagas').whereIn('id', sagaIds).where({ status: 'COMPENSATED' }))) === DEAD_LETTERS, 300_000);
+    await waitFor(
+      'every redriven saga COMPENSATED',
+      async () => (await count(db('sagas').whereIn('id', sagaIds).where({ status: 'COMPENSATED' }))) === DEAD_LETTERS,
+      300_000,
+    );
     const allCompensatedMs = performance.now() - started;
-    const [[{ lastMs }]] = await db.raw('SELECT TIMESTAMPDIFF(MICROSECOND, ?, MAX(finished_at)) / 1000 AS lastMs FROM sagas WHERE id IN (?)', [dbStart, sagaIds]);
+    const [[{ lastMs }]] = await db.raw('SELECT TIMESTAMPDIFF(MICROSECOND, ?, MAX(finished_at)) / 1000 AS lastMs FROM sagas WHERE id IN (?)', [
+      dbStart,
+      sagaIds,
+    ]);
     // Late or duplicate deliveries would show now: let the queues drain.
     await waitFor('the seat-release queue drained', async () => (await depth(seatRelease.name)) === 0, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
 
     const orderIds: string[] = await db('sagas').whereIn('id', sagaIds).pluck('order_id');
-    const attempts: Array<{ outcome: string; n: number }> = await db('compensation_attempts').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' }).groupBy('outcome').select('outcome', db.raw('COUNT(*) AS n'));
-    const resolutions: Array<{ resolution: string | null; n: number }> = await db('dead_letters').whereIn('saga_id', sagaIds).groupBy('resolution').select('resolution', db.raw('COUNT(*) AS n'));
+    const attempts: Array<{ outcome: string; n: number }> = await db('compensation_attempts')
+      .whereIn('saga_id', sagaIds)
+      .where({ listener: 'seat-release' })
+      .groupBy('outcome')
+      .select('outcome', db.raw('COUNT(*) AS n'));
+    const resolutions: Array<{ resolution: string | null; n: number }> = await db('dead_letters')
+      .whereIn('saga_id', sagaIds)
+      .groupBy('resolution')
+      .select('resolution', db.raw('COUNT(*) AS n'));
     const show = (await (await fetch(`${service.url}/api/shows/${showId}`)).json()) as { seatsTotal: number; seatsAvailable: number };
     const checks = {
       sagas: sagaIds.length,
       compensated: await count(db('sagas').whereIn('id', sagaIds).where({ status: 'COMPENSATED', compensations_pending: 0 })),
       seatReleaseRows: await count(db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' })),
-      seatReleaseSagas: Number((await db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' }).countDistinct({ n: 'saga_id' }))[0].n),
+      seatReleaseSagas: Number(
+        (await db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'seat-release' }).countDistinct({ n: 'saga_id' }))[0].n,
+      ),
       orderDeleteRows: await count(db('saga_compensations').whereIn('saga_id', sagaIds).where({ listener: 'order-delete' })),
       attempts: Object.fromEntries(attempts.map((a) => [a.outcome, Number(a.n)])),
       seatsStillHeld: await count(db('seat_holds').whereIn('order_id', orderIds)),
@@ -386,7 +452,8 @@ async function redrive(service: BenchService) {
       show: { seatsTotal: show.seatsTotal, seatsAvailable: show.seatsAvailable },
       dlq: { [seatRelease.deadLetterQueue]: await depth(seatRelease.deadLetterQueue), [orderDelete.deadLetterQueue]: await depth(orderDelete.deadLetterQueue) },
       deadLetters: Object.fromEntries(resolutions.map((r) => [r.resolution ?? 'open', Number(r.n)])),
-      openDeadLettersListed: ((await (await fetch(`${service.url}/api/admin/dead-letters?listener=seat-release`, { headers: admin })).json()) as unknown[]).length,
+      openDeadLettersListed: ((await (await fetch(`${service.url}/api/admin/dead-letters?listener=seat-release`, { headers: admin })).json()) as unknown[])
+        .length,
     };
     const exactlyOnce =
       checks.compensated === DEAD_LETTERS &&
@@ -399,7 +466,9 @@ async function redrive(service: BenchService) {
       Object.values(checks.dlq).every((d) => d === 0) &&
       !('open' in checks.deadLetters) &&
       checks.openDeadLettersListed === 0;
-    console.log(`redrive: all ${DEAD_LETTERS} COMPENSATED ${allCompensatedMs.toFixed(0)} ms after the first request; checks ${JSON.stringify(checks)}; exactly once: ${exactlyOnce}`);
+    console.log(
+      `redrive: all ${DEAD_LETTERS} COMPENSATED ${allCompensatedMs.toFixed(0)} ms after the first request; checks ${JSON.stringify(checks)}; exactly once: ${exactlyOnce}`,
+    );
     return { produceMs, before, requests, allCompensatedMs, lastFinishedMs: Number(lastMs), checks, exactlyOnce };
   } finally {
     await channel.close().catch(() => undefined);
@@ -424,12 +493,21 @@ function report(r: {
   const { search, explain, redrive: rd, seeded } = r;
   const base = search.baseline;
   const ratio = (x: Latency) => `${(x.p50 / base.p50).toFixed(1)} × / ${(x.p99 / base.p99).toFixed(1)} ×`;
-  const row = (x: Latency) => `| ${x.name} | \`${cell(x.query) || '—'}\` | ${x.requests} | ${f(x.p50)} | ${f(x.p99)} | ${ratio(x)} | ${f(x.first)} | ${x.items.toFixed(1)} | ${cell(x.note)} |`;
-  const head = '| filter | query | requests | p50 ms | p99 ms | ratio to /livez (p50 / p99) | first request ms | items/page | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |';
+  const row = (x: Latency) =>
+    `| ${x.name} | \`${cell(x.query) || '—'}\` | ${x.requests} | ${f(x.p50)} | ${f(x.p99)} | ${ratio(x)} | ${f(x.first)} | ${x.items.toFixed(1)} | ${cell(x.note)} |`;
+  const head =
+    '| filter | query | requests | p50 ms | p99 ms | ratio to /livez (p50 / p99) | first request ms | items/page | note |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |';
   let commit = 'unknown';
   try {
-    commit = execSync('git rev-parse --short HEAD', { cwd: path.join(__dirname, '..') }).toString().trim();
-    if (execSync('git status --porcelain src migrations', { cwd: path.join(__dirname, '..') }).toString().trim()) commit += ' (with uncommitted changes under src/)';
+    commit = execSync('git rev-parse --short HEAD', { cwd: path.join(__dirname, '..') })
+      .toString()
+      .trim();
+    if (
+      execSync('git status --porcelain src migrations', { cwd: path.join(__dirname, '..') })
+        .toString()
+        .trim()
+    )
+      commit += ' (with uncommitted changes under src/)';
   } catch {
     /* not a checkout */
   }
@@ -452,9 +530,15 @@ function report(r: {
   const heavy = explain.plans.filter((p) => p.reads > 10 * 51);
   lines.push('## Summary');
   lines.push('');
-  lines.push(`- Within 10 × \`/livez\` at p50 (${f(10 * base.p50)} ms): ${fast.length} of the ${search.rows.length} search rows (${fast.map((x) => x.name).join('; ')}).`);
-  lines.push(`- Slower than that: ${slow.length ? slow.map((x) => `**${x.name}** \`${x.query || '—'}\` p50 ${f(x.p50)} ms (${(x.p50 / base.p50).toFixed(0)} ×)`).join('; ') : 'none'}.`);
-  lines.push(`- Plans that read more than 10 pages' worth (510 entries) for one page: ${heavy.length ? heavy.map((p) => `${p.name} (${n(p.reads)}: ${cell(p.rows[0]?.type)} on ${cell(p.rows[0]?.key)})`).join('; ') : 'none'}.`);
+  lines.push(
+    `- Within 10 × \`/livez\` at p50 (${f(10 * base.p50)} ms): ${fast.length} of the ${search.rows.length} search rows (${fast.map((x) => x.name).join('; ')}).`,
+  );
+  lines.push(
+    `- Slower than that: ${slow.length ? slow.map((x) => `**${x.name}** \`${x.query || '—'}\` p50 ${f(x.p50)} ms (${(x.p50 / base.p50).toFixed(0)} ×)`).join('; ') : 'none'}.`,
+  );
+  lines.push(
+    `- Plans that read more than 10 pages' worth (510 entries) for one page: ${heavy.length ? heavy.map((p) => `${p.name} (${n(p.reads)}: ${cell(p.rows[0]?.type)} on ${cell(p.rows[0]?.key)})`).join('; ') : 'none'}.`,
+  );
   // What the plans show, when they show it (each paragraph only if this run's plans have it).
   const refDeep = explain.plans.filter((p) => p.query.includes('cursor=') && p.rows[0]?.type === 'ref' && p.reads > 10 * 51);
   const merges = explain.plans.filter((p) => p.rows[0]?.type === 'index_merge' && p.reads > 10 * 51);
@@ -470,9 +554,13 @@ function report(r: {
     );
   }
   if (fullStats.length) {
-    lines.push(`- **Stats count the whole table on every request**: ${fullStats.map((p) => `\`\` ${p.sql} \`\` reads ${n(p.reads)} index entries`).join('; ')}: its latency grows with the saga log.`);
+    lines.push(
+      `- **Stats count the whole table on every request**: ${fullStats.map((p) => `\`\` ${p.sql} \`\` reads ${n(p.reads)} index entries`).join('; ')}: its latency grows with the saga log.`,
+    );
   }
-  lines.push(`- Redrive of ${n(DEAD_LETTERS)} dead letters: ${rd.requests.length} request(s), the first ${f(rd.requests[0].ms)} ms; all COMPENSATED after ${f(rd.allCompensatedMs)} ms; exactly once: ${rd.exactlyOnce ? 'yes' : '**no**'}.`);
+  lines.push(
+    `- Redrive of ${n(DEAD_LETTERS)} dead letters: ${rd.requests.length} request(s), the first ${f(rd.requests[0].ms)} ms; all COMPENSATED after ${f(rd.allCompensatedMs)} ms; exactly once: ${rd.exactlyOnce ? 'yes' : '**no**'}.`,
+  );
   lines.push('');
   lines.push('## The data');
   lines.push('');
@@ -480,9 +568,22 @@ function report(r: {
     `${n(seeded.rows)} sagas seeded by \`bench/seed-sagas.ts\` in ${(seeded.ms / 1000).toFixed(1)} s (**${n(Math.round(seeded.rowsPerSecond))} rows/s**, multi-row INSERTs of 5,000 rows, one transaction each, into the schema of the service's own migrations, with its 8 secondary indexes), then \`ANALYZE TABLE sagas\` (${(r.analyzeMs / 1000).toFixed(1)} s) and a wait for InnoDB's dirty pages to be written (${(r.settleMs / 1000).toFixed(1)} s). Table: ${r.sizes.dataMb} MiB of data and ${r.sizes.indexMb} MiB of indexes (the buffer pool is ${r.bufferPoolMb} MiB). The span is the 30 days before the run; ~50,000 users (a fifth of the sagas from the 4% who buy most).`,
   );
   lines.push('');
-  lines.push(`- by status: ${Object.entries(seeded.byStatus).map(([k, v]) => `${k} ${n(v)} (${((100 * v) / seeded.rows).toFixed(1)} %)`).join(', ')}`);
-  lines.push(`- by type: ${Object.entries(seeded.byType).map(([k, v]) => `${k} ${n(v)}`).join(', ')}`);
-  lines.push(`- by failed tag: ${Object.entries(seeded.byTag).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${n(v)}`).join(', ')}`);
+  lines.push(
+    `- by status: ${Object.entries(seeded.byStatus)
+      .map(([k, v]) => `${k} ${n(v)} (${((100 * v) / seeded.rows).toFixed(1)} %)`)
+      .join(', ')}`,
+  );
+  lines.push(
+    `- by type: ${Object.entries(seeded.byType)
+      .map(([k, v]) => `${k} ${n(v)}`)
+      .join(', ')}`,
+  );
+  lines.push(
+    `- by failed tag: ${Object.entries(seeded.byTag)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${n(v)}`)
+      .join(', ')}`,
+  );
   lines.push('');
   lines.push('## GET /api/admin/sagas');
   lines.push('');
@@ -495,7 +596,9 @@ function report(r: {
     '"first request": the first one of its row, before the warm-up (its index pages may not have been read yet). orderId, userId and the 1-hour windows rotate over 200 existing orders / users and random windows, so those rows do not read the same pages again and again.',
   );
   lines.push('');
-  lines.push('**Worst case** — filters that each match many sagas but never together: no index holds both columns, so the query walks one index (the optimizer picks the smaller) and reads each row to test the other column, to the end of the index:');
+  lines.push(
+    '**Worst case** — filters that each match many sagas but never together: no index holds both columns, so the query walks one index (the optimizer picks the smaller) and reads each row to test the other column, to the end of the index:',
+  );
   lines.push('');
   lines.push(head);
   for (const x of search.worst) lines.push(row(x));
@@ -506,7 +609,9 @@ function report(r: {
   lines.push(row(search.stats));
   lines.push(row(search.overview));
   lines.push('');
-  lines.push(`Its answer over the seeded table: \`${JSON.stringify({ byStatus: search.statsBody.byStatus, byType: search.statsBody.byType, stuck: search.statsBody.stuck })}\` (stuck is 0 here: the bench's stale bounds are one day, so that the sweeper leaves the seeded in-flight sagas alone).`);
+  lines.push(
+    `Its answer over the seeded table: \`${JSON.stringify({ byStatus: search.statsBody.byStatus, byType: search.statsBody.byType, stuck: search.statsBody.stuck })}\` (stuck is 0 here: the bench's stale bounds are one day, so that the sweeper leaves the seeded in-flight sagas alone).`,
+  );
   lines.push('');
   lines.push('## The plans');
   lines.push('');
@@ -532,7 +637,11 @@ function report(r: {
   lines.push('');
   lines.push('| | |');
   lines.push('| --- | --- |');
-  rd.requests.forEach((q, i) => lines.push(`| \`POST /api/admin/dead-letters/redrive {"listener":"seat-release"}\`${rd.requests.length > 1 ? ` (request ${i + 1})` : ''} | **${f(q.ms)} ms**, ${q.status} \`${JSON.stringify(q.body)}\` |`));
+  rd.requests.forEach((q, i) =>
+    lines.push(
+      `| \`POST /api/admin/dead-letters/redrive {"listener":"seat-release"}\`${rd.requests.length > 1 ? ` (request ${i + 1})` : ''} | **${f(q.ms)} ms**, ${q.status} \`${JSON.stringify(q.body)}\` |`,
+    ),
+  );
   lines.push(`| from the first request to all ${n(DEAD_LETTERS)} sagas COMPENSATED (polled every 100 ms) | **${f(rd.allCompensatedMs)} ms** |`);
   lines.push(`| the same from the database's clock (last finished_at) | ${f(rd.lastFinishedMs)} ms |`);
   lines.push('');
@@ -540,11 +649,21 @@ function report(r: {
   lines.push(`Exactly once (counted ${'3 s'} after the work queue drained): **${rd.exactlyOnce ? 'yes' : 'NO'}**`);
   lines.push('');
   lines.push(`- sagas COMPENSATED with no compensation pending: ${c.compensated} of ${c.sagas}`);
-  lines.push(`- saga_compensations rows for seat-release: ${c.seatReleaseRows} (distinct sagas: ${c.seatReleaseSagas}); for order-delete: ${c.orderDeleteRows}`);
+  lines.push(
+    `- saga_compensations rows for seat-release: ${c.seatReleaseRows} (distinct sagas: ${c.seatReleaseSagas}); for order-delete: ${c.orderDeleteRows}`,
+  );
   lines.push(`- seat-release deliveries recorded (compensation_attempts by outcome): ${JSON.stringify(c.attempts)}`);
-  lines.push(`- seats still held by those orders: ${c.seatsStillHeld}; orders left: ${c.ordersLeft}; the show: ${c.show.seatsAvailable} of ${c.show.seatsTotal} seats available`);
-  lines.push(`- DLQ depths (amqplib checkQueue): ${Object.entries(c.dlq).map(([q, d]) => `${q.replace(/^.*?\.compensation\./, '….compensation.')} ${d}`).join(', ')}`);
-  lines.push(`- dead_letters rows of those sagas by resolution: ${JSON.stringify(c.deadLetters)}; open seat-release dead letters listed by GET /api/admin/dead-letters: ${c.openDeadLettersListed}`);
+  lines.push(
+    `- seats still held by those orders: ${c.seatsStillHeld}; orders left: ${c.ordersLeft}; the show: ${c.show.seatsAvailable} of ${c.show.seatsTotal} seats available`,
+  );
+  lines.push(
+    `- DLQ depths (amqplib checkQueue): ${Object.entries(c.dlq)
+      .map(([q, d]) => `${q.replace(/^.*?\.compensation\./, '….compensation.')} ${d}`)
+      .join(', ')}`,
+  );
+  lines.push(
+    `- dead_letters rows of those sagas by resolution: ${JSON.stringify(c.deadLetters)}; open seat-release dead letters listed by GET /api/admin/dead-letters: ${c.openDeadLettersListed}`,
+  );
   lines.push('');
   return `${lines.join('\n')}\n`;
 }
@@ -563,7 +682,9 @@ async function main(): Promise<void> {
     let t = Date.now();
     await db.raw('ANALYZE TABLE sagas');
     const analyzeMs = Date.now() - t;
-    const [[size]] = await db.raw("SELECT TABLE_ROWS AS rows_, DATA_LENGTH AS d, INDEX_LENGTH AS i FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sagas'");
+    const [[size]] = await db.raw(
+      "SELECT TABLE_ROWS AS rows_, DATA_LENGTH AS d, INDEX_LENGTH AS i FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sagas'",
+    );
     const [[{ pool }]] = await db.raw('SELECT @@innodb_buffer_pool_size AS pool');
     const sizes = { rows: Number(size.rows_), dataMb: Math.round(Number(size.d) / 2 ** 20), indexMb: Math.round(Number(size.i) / 2 ** 20) };
     // Let MariaDB write out what the seeding left dirty before anything is timed.

@@ -57,7 +57,12 @@ export async function pays(service: BenchService, tokens: string[]): Promise<Mea
     method: 'POST' as const,
     setupRequest: (req: any) => {
       const order = orders[i++ % orders.length];
-      return { ...req, path: `/api/orders/${order.id}/pay`, headers: { ...json, Authorization: `Bearer ${order.token}` }, body: JSON.stringify({ payPassword: 'bench-pass' }) };
+      return {
+        ...req,
+        path: `/api/orders/${order.id}/pay`,
+        headers: { ...json, Authorization: `Bearer ${order.token}` },
+        body: JSON.stringify({ payPassword: 'bench-pass' }),
+      };
     },
   };
   // Warm-up on the first 200 orders, then the measured run on the rest (each order paid once).
@@ -108,7 +113,9 @@ export async function expiryLateness(count: number) {
     const byTrigger: Record<string, number> = {};
     for (const match of metrics.matchAll(/^seat_saga_orders_expired_total\{trigger="([\w-]+)"\} (\d+)/gm)) byTrigger[match[1]] = Number(match[2]);
     const result = { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)!, byTrigger };
-    console.log(`expiry: seats back after the deadline over ${result.count} orders: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms; expired by ${JSON.stringify(byTrigger)}`);
+    console.log(
+      `expiry: seats back after the deadline over ${result.count} orders: p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms; expired by ${JSON.stringify(byTrigger)}`,
+    );
     return result;
   } finally {
     await service.stop();
@@ -154,7 +161,11 @@ export async function compensationLatency(service: BenchService, tokens: string[
     Array.from({ length: clients }, async () => {
       while (i < FAILING_SAGAS) {
         const n = i++;
-        const reply = await post(`${service.url}/api/orders`, { showId: show.id, seatIds: [show.seatIds[n]] }, { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` });
+        const reply = await post(
+          `${service.url}/api/orders`,
+          { showId: show.id, seatIds: [show.seatIds[n]] },
+          { ...json, Authorization: `Bearer ${tokens[n % tokens.length]}` },
+        );
         if (reply.status !== 500) throw new Error(`expected SAGA_FAILED, got ${reply.status} ${JSON.stringify(reply.body)}`);
         sagaIds.push(reply.body.error.details.sagaId);
       }
@@ -178,7 +189,9 @@ export async function compensationLatency(service: BenchService, tokens: string[
     .select(service.db.raw('TIMESTAMPDIFF(MICROSECOND, saga_steps.finished_at, sagas.finished_at) / 1000 AS ms'));
   const sorted = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
   const result = { clients, count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
-  console.log(`SAGA_FAILED -> COMPENSATED over ${result.count} sagas from ${clients} client(s): p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms`);
+  console.log(
+    `SAGA_FAILED -> COMPENSATED over ${result.count} sagas from ${clients} client(s): p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms, max ${result.max.toFixed(1)} ms`,
+  );
   return result;
 }
 

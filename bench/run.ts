@@ -140,7 +140,8 @@ async function main() {
   }
   const stored = readStored();
   console.log(`\n${renderMarkdown(stored)}\nwrote bench/results.json, results.md and results.svg in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  for (const t of [...sagaCostTargets(stored), ...earlierTargets(stored)].filter((t) => t.pass === false)) console.log(`MISS: ${t.target}: ${t.measured} (${t.shortBy})`);
+  for (const t of [...sagaCostTargets(stored), ...earlierTargets(stored)].filter((t) => t.pass === false))
+    console.log(`MISS: ${t.target}: ${t.measured} (${t.shortBy})`);
 }
 
 main().catch((err) => {

@@ -58,7 +58,8 @@ export async function scaling(levels = SCALING_LEVELS): Promise<ScalingPoint[]> 
   const naive = await startNaiveBaseline(1_000_000_000);
   try {
     const result: ScalingPoint[] = [];
-    for (const point of points) result.push({ ...point, naive: await naiveOrders(naive, tokens, { connections: point.clients, duration: SCALING_DURATION, warmUp: 1 }) });
+    for (const point of points)
+      result.push({ ...point, naive: await naiveOrders(naive, tokens, { connections: point.clients, duration: SCALING_DURATION, warmUp: 1 }) });
     return result;
   } finally {
     await naive.stop();
@@ -107,8 +108,17 @@ export async function history(settings: LoadSettings, count = HISTORY_SAGAS): Pr
       await retention.stop();
       const result = await pass;
       if (result.finished) console.log('warning: the purge finished before the measured run did');
-      const purging = { sync, sagasPurged: result.deleted.sagas, rowsPurged: rows, sagasPerSecond: result.deleted.sagas / ((Date.now() - started) / 1000), batches: result.batches, slowestBatchMs: result.slowestBatchMs };
-      console.log(`retention purge during the run: ${purging.sagasPurged} sagas (${rows} rows) in ${result.batches} batches, ${purging.sagasPerSecond.toFixed(0)} sagas/s, slowest batch ${result.slowestBatchMs} ms`);
+      const purging = {
+        sync,
+        sagasPurged: result.deleted.sagas,
+        rowsPurged: rows,
+        sagasPerSecond: result.deleted.sagas / ((Date.now() - started) / 1000),
+        batches: result.batches,
+        slowestBatchMs: result.slowestBatchMs,
+      };
+      console.log(
+        `retention purge during the run: ${purging.sagasPurged} sagas (${rows} rows) in ${result.batches} batches, ${purging.sagasPerSecond.toFixed(0)} sagas/s, slowest batch ${result.slowestBatchMs} ms`,
+      );
       return { sagas: seeded.rows, steps: Number(steps), seedSeconds: seeded.ms / 1000, empty, history: withHistory, purging };
     } finally {
       await purgeDb.destroy();

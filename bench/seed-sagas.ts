@@ -176,7 +176,14 @@ class Generator {
     const seatIds = Array.from({ length: seatCount }, (_, i) => String(firstSeat + i));
     const priceCents = 1500 + 500 * Math.floor(r() * 10);
     const expiresMs = at + 15 * 60_000;
-    const orderPayload = JSON.stringify({ orderId: String(orderId), userId: String(userId), showId: String(showId), seatIds, priceCents, expiresAt: new Date(expiresMs).toISOString() });
+    const orderPayload = JSON.stringify({
+      orderId: String(orderId),
+      userId: String(userId),
+      showId: String(showId),
+      seatIds,
+      priceCents,
+      expiresAt: new Date(expiresMs).toISOString(),
+    });
     const releasePayload = (reason: string) => JSON.stringify({ orderId: String(orderId), userId: String(userId), showId: String(showId), seatIds, reason });
     const recent = this.inFlight && at > this.endMs - 6 * 3_600_000;
     const base = { orderId, userId, pending: 0, publishes: 0, errorCode: null, error: null, failedTag: null };
@@ -189,7 +196,18 @@ class Generator {
       return;
     }
     if (recent && o < 0.007) {
-      this.add({ ...this.failed('order_add_cancel', 'STEP_FAILED', 'Lock wait timeout exceeded; try restarting transaction'), pending: 2, orderId, userId, type: 'order', status: 'COMPENSATING', payload: orderPayload, createdMs: at, updatedMs: at + orderMs, finishedMs: null });
+      this.add({
+        ...this.failed('order_add_cancel', 'STEP_FAILED', 'Lock wait timeout exceeded; try restarting transaction'),
+        pending: 2,
+        orderId,
+        userId,
+        type: 'order',
+        status: 'COMPENSATING',
+        payload: orderPayload,
+        createdMs: at,
+        updatedMs: at + orderMs,
+        finishedMs: null,
+      });
       return;
     }
     if (o < 0.04) {
@@ -203,7 +221,17 @@ class Generator {
             : f < 0.9
               ? ['order_calc_money_cancel', 'STEP_FAILED', 'show not found while pricing']
               : ['order_add_cancel', 'STEP_FAILED', 'Deadlock found when trying to get lock; try restarting transaction'];
-      this.add({ ...this.failed(tag, code, error), orderId, userId, type: 'order', status: 'COMPENSATED', payload: orderPayload, createdMs: at, updatedMs: at + orderMs + 40, finishedMs: at + orderMs + 40 });
+      this.add({
+        ...this.failed(tag, code, error),
+        orderId,
+        userId,
+        type: 'order',
+        status: 'COMPENSATED',
+        payload: orderPayload,
+        createdMs: at,
+        updatedMs: at + orderMs + 40,
+        finishedMs: at + orderMs + 40,
+      });
       return;
     }
     this.add({ ...base, type: 'order', status: 'COMPLETED', payload: orderPayload, createdMs: at, updatedMs: at + orderMs, finishedMs: at + orderMs });
@@ -223,15 +251,37 @@ class Generator {
         const wrong = r() < 0.7;
         const [tag, code, error] =
           p < 0.045
-            ? ['pay_check_cancel', wrong ? 'WRONG_PAY_PASSWORD' : 'INSUFFICIENT_BALANCE', wrong ? 'wrong pay password' : `the balance (${Math.floor(r() * 1000)} cents) does not cover the total (${priceCents * seatCount} cents)`]
+            ? [
+                'pay_check_cancel',
+                wrong ? 'WRONG_PAY_PASSWORD' : 'INSUFFICIENT_BALANCE',
+                wrong ? 'wrong pay password' : `the balance (${Math.floor(r() * 1000)} cents) does not cover the total (${priceCents * seatCount} cents)`,
+              ]
             : p < 0.048
               ? ['pay_money_cancel', 'STEP_FAILED', 'Connection lost: The server closed the connection.']
               : ['pay_cancel', 'STEP_FAILED', 'Lock wait timeout exceeded; try restarting transaction'];
-        this.add({ ...this.failed(tag, code, error), orderId, userId, type: 'pay', status: 'COMPENSATED', payload: payPayload, createdMs: payAt, updatedMs: payAt + payMs + 30, finishedMs: payAt + payMs + 30 });
+        this.add({
+          ...this.failed(tag, code, error),
+          orderId,
+          userId,
+          type: 'pay',
+          status: 'COMPENSATED',
+          payload: payPayload,
+          createdMs: payAt,
+          updatedMs: payAt + payMs + 30,
+          finishedMs: payAt + payMs + 30,
+        });
         // A wrong password is usually followed by a right one.
         if (tag === 'pay_check_cancel' && r() < 0.8) {
           const againAt = payAt + 10_000 + Math.floor(r() * 60_000);
-          this.add({ ...base, type: 'pay', status: 'COMPLETED', payload: payPayload, createdMs: againAt, updatedMs: againAt + payMs, finishedMs: againAt + payMs });
+          this.add({
+            ...base,
+            type: 'pay',
+            status: 'COMPLETED',
+            payload: payPayload,
+            createdMs: againAt,
+            updatedMs: againAt + payMs,
+            finishedMs: againAt + payMs,
+          });
         }
         return;
       }
@@ -272,7 +322,22 @@ class Generator {
   }
 }
 
-const COLUMNS = ['id', 'type', 'status', 'payload', 'order_id', 'user_id', 'failed_tag', 'error_code', 'error', 'compensations_pending', 'compensation_publishes', 'created_at', 'updated_at', 'finished_at'];
+const COLUMNS = [
+  'id',
+  'type',
+  'status',
+  'payload',
+  'order_id',
+  'user_id',
+  'failed_tag',
+  'error_code',
+  'error',
+  'compensations_pending',
+  'compensation_publishes',
+  'created_at',
+  'updated_at',
+  'finished_at',
+];
 
 function insertStatement(rows: Row[]): string {
   const values = rows.map(
@@ -284,8 +349,17 @@ function insertStatement(rows: Row[]): string {
 
 /** The steps of each saga type, with their tags, in order (src/sagas/order-saga.ts, pay-saga.ts). */
 const STEPS: Record<string, Array<[step: string, tag: string]>> = {
-  order: [['seats_check', 'order_seats_cancel'], ['seats_hold', 'order_add_seats_cancel'], ['calc_money', 'order_calc_money_cancel'], ['order_add', 'order_add_cancel']],
-  pay: [['pay_check', 'pay_check_cancel'], ['pay_money', 'pay_money_cancel'], ['pay_order_update', 'pay_cancel']],
+  order: [
+    ['seats_check', 'order_seats_cancel'],
+    ['seats_hold', 'order_add_seats_cancel'],
+    ['calc_money', 'order_calc_money_cancel'],
+    ['order_add', 'order_add_cancel'],
+  ],
+  pay: [
+    ['pay_check', 'pay_check_cancel'],
+    ['pay_money', 'pay_money_cancel'],
+    ['pay_order_update', 'pay_cancel'],
+  ],
 };
 
 /** The saga_steps INSERT for these sagas: all DONE when COMPLETED; up to the failed tag (FAILED) otherwise; RUNNING: two steps, the last STARTED. */
@@ -315,8 +389,14 @@ export async function seedSagas(db: Knex, options: SeedOptions): Promise<SeedRes
   const startMs = endMs - (options.days ?? 30) * DAY_MS;
   const [{ n: existing }] = await db('sagas').count({ n: '*' });
   const firstIndex = Number(existing);
-  if (firstIndex + options.count > MAX_ROWS) throw new Error(`at most ${MAX_ROWS} seeded rows per table (their worker and sequence bits): ${firstIndex} there already, ${options.count} asked`);
-  const generator = new Generator(options.count, startMs, endMs, { users: options.users ?? 50_000, seed: options.seed ?? 1, inFlight: options.inFlight ?? true, firstIndex });
+  if (firstIndex + options.count > MAX_ROWS)
+    throw new Error(`at most ${MAX_ROWS} seeded rows per table (their worker and sequence bits): ${firstIndex} there already, ${options.count} asked`);
+  const generator = new Generator(options.count, startMs, endMs, {
+    users: options.users ?? 50_000,
+    seed: options.seed ?? 1,
+    inFlight: options.inFlight ?? true,
+    firstIndex,
+  });
 
   const started = Date.now();
   let inserted = 0;
@@ -324,7 +404,9 @@ export async function seedSagas(db: Knex, options: SeedOptions): Promise<SeedRes
   let inFlight: Promise<void> | null = null;
   const progress = (final = false) => {
     const seconds = (Date.now() - started) / 1000;
-    log(`${final ? 'seeded' : 'seeding'} ${inserted.toLocaleString('en-US')}/${options.count.toLocaleString('en-US')} sagas, ${Math.round(inserted / seconds).toLocaleString('en-US')} rows/s, ${seconds.toFixed(1)} s`);
+    log(
+      `${final ? 'seeded' : 'seeding'} ${inserted.toLocaleString('en-US')}/${options.count.toLocaleString('en-US')} sagas, ${Math.round(inserted / seconds).toLocaleString('en-US')} rows/s, ${seconds.toFixed(1)} s`,
+    );
   };
   for (;;) {
     const rows = generator.take(batch);
@@ -349,7 +431,16 @@ export async function seedSagas(db: Knex, options: SeedOptions): Promise<SeedRes
   if (inFlight) await inFlight;
   const ms = Date.now() - started;
   progress(true);
-  return { rows: inserted, ms, rowsPerSecond: inserted / (ms / 1000), startMs, endMs, byStatus: generator.byStatus, byType: generator.byType, byTag: generator.byTag };
+  return {
+    rows: inserted,
+    ms,
+    rowsPerSecond: inserted / (ms / 1000),
+    startMs,
+    endMs,
+    byStatus: generator.byStatus,
+    byType: generator.byType,
+    byTag: generator.byTag,
+  };
 }
 
 function args(argv: string[]): Record<string, string> {

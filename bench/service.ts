@@ -102,7 +102,11 @@ export async function insertBuyers(service: BenchService, count: number): Promis
   const [{ last }] = await service.db('users').max({ last: 'id' });
   const rows = Array.from({ length: count }, (_, i) => ({ name: `bench-buyer-${i}`, balance_cents: 0, pay_password_hash: hash }));
   for (let i = 0; i < rows.length; i += 5_000) await service.db('users').insert(rows.slice(i, i + 5_000));
-  const ids: string[] = await service.db('users').where('id', '>', last ?? 0).orderBy('id').pluck('id');
+  const ids: string[] = await service
+    .db('users')
+    .where('id', '>', last ?? 0)
+    .orderBy('id')
+    .pluck('id');
   return ids.map((id) => signer.issue(id));
 }
 
@@ -133,7 +137,15 @@ export async function startNaiveBaseline(stock: number): Promise<NaiveBaseline> 
     await admin.raw('INSERT INTO ??.stock (show_id, available) VALUES (?, ?)', [database, showId, stock]);
 
     const bundle = path.join(__dirname, '../dist/naive-server.js');
-    buildSync({ entryPoints: [path.join(__dirname, 'naive-server.ts')], bundle: true, platform: 'node', target: 'node20', packages: 'external', outfile: bundle, logLevel: 'warning' });
+    buildSync({
+      entryPoints: [path.join(__dirname, 'naive-server.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      packages: 'external',
+      outfile: bundle,
+      logLevel: 'warning',
+    });
     const env = { ...process.env, DATABASE_URL: databaseUrl(database), AUTH_SECRET, PORT: '0', DB_POOL_MAX: '30' };
     const { child, ready } = await startNode(bundle, [], env, 'seat-saga-bench-naive', /listening on (http:\/\/[\d.:]+)/);
     return {
@@ -155,14 +167,20 @@ export async function startNaiveBaseline(stock: number): Promise<NaiveBaseline> 
  * The process logs straight into a file: stdout to a pipe is synchronous on Linux, and a pipe
  * read by this (busy) load generator would block the child's event loop when it fills.
  */
-async function startNode(script: string, args: string[], env: NodeJS.ProcessEnv, logName: string, ready: RegExp): Promise<{ child: ChildProcess; ready: RegExpExecArray }> {
+async function startNode(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  logName: string,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; ready: RegExpExecArray }> {
   const logFile = path.join(os.tmpdir(), `${logName}.log`);
   const logFd = openSync(logFile, 'w');
   const child = spawn(process.execPath, [...nodeArgs(), script, ...args], { env, stdio: ['ignore', logFd, logFd] });
   closeSync(logFd);
   let exited = false;
   child.once('exit', () => (exited = true));
-  for (const deadline = Date.now() + 60_000; Date.now() < deadline && !exited; ) {
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline && !exited;) {
     const match = ready.exec(readFileSync(logFile, 'utf8'));
     if (match) {
       console.log(`${logName}: ${match[1] ?? 'running'}, log in ${logFile}`);
@@ -182,7 +200,13 @@ function databaseUrl(database: string): string {
 
 function connectionOf(database?: string) {
   const url = new URL(BASE_DATABASE_URL);
-  return { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password), database };
+  return {
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database,
+  };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -199,5 +223,12 @@ async function stopChild(child: ChildProcess): Promise<void> {
  */
 function dropEverything(env: Record<string, string>, database: string): Promise<void> {
   const topology = topologyOf(loadConfig(env));
-  return dropNamespace({ namespace: env.NAMESPACE, database, databaseUrl: env.DATABASE_URL, redisUrl: env.REDIS_URL, amqpUrl: env.AMQP_URL, known: topologyNames(topology) });
+  return dropNamespace({
+    namespace: env.NAMESPACE,
+    database,
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    amqpUrl: env.AMQP_URL,
+    known: topologyNames(topology),
+  });
 }

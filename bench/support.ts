@@ -35,7 +35,7 @@ const TICKS_PER_SECOND = 100; // USER_HZ on Linux
  */
 function cpuTicks(): Map<string, number> {
   const ticks = new Map<string, number>();
-  let pids: string[] = [];
+  let pids: string[];
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
@@ -91,7 +91,7 @@ export const admin = { ...json, 'X-Admin-Token': ADMIN_TOKEN };
 
 export async function post(url: string, body: unknown, headers: Record<string, string>) {
   const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as any };
+  return { status: res.status, body: await res.json() };
 }
 
 /** A new show of rows × seatsPerRow seats; its id. */
@@ -105,7 +105,7 @@ export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorte
 
 /** Polls `done` every 100 ms until it is true; throws `what` after `timeoutMs`. */
 export async function waitFor(what: string, done: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !(await done()); ) {
+  for (const deadline = Date.now() + timeoutMs; !(await done());) {
     if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

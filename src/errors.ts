@@ -99,8 +99,7 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 export function isRedisUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Reached the max retries|Redis connection is not ready/.test(
-      err.message,
-    ) || err.name === 'MaxRetriesPerRequestError'
+    /Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|Reached the max retries|Redis connection is not ready/.test(err.message) ||
+    err.name === 'MaxRetriesPerRequestError'
   );
 }

@@ -26,7 +26,12 @@ export async function dropNamespace(target: Target): Promise<void> {
   const url = new URL(target.databaseUrl);
   const admin = knex({
     client: 'mysql2',
-    connection: { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password) },
+    connection: {
+      host: url.hostname,
+      port: Number(url.port || 3306),
+      user: decodeURIComponent(url.username || 'root'),
+      password: decodeURIComponent(url.password),
+    },
     pool: { min: 0, max: 1 },
   });
   await admin.raw('DROP DATABASE IF EXISTS ??', [target.database]).finally(() => admin.destroy());

@@ -32,13 +32,17 @@ export class IdempotencyStore {
   ) {}
 
   requestHash(scope: string, body: unknown): string {
-    return createHmac('sha256', this.hashKey).update(scope).update('\0').update(JSON.stringify(body ?? null)).digest('hex');
+    return createHmac('sha256', this.hashKey)
+      .update(scope)
+      .update('\0')
+      .update(JSON.stringify(body ?? null))
+      .digest('hex');
   }
 
   /** Claims the key for this request, or says what a retry must answer instead. */
   async claim(userId: string, scope: string, key: string, hash: string): Promise<Claim> {
     const where = { user_id: userId, scope, idem_key: key };
-    for (const deadline = this.clock.now() + WAIT_FOR_FIRST_MS; ; ) {
+    for (const deadline = this.clock.now() + WAIT_FOR_FIRST_MS; ;) {
       try {
         await this.db('idempotency_keys').insert({
           ...where,
@@ -52,7 +56,14 @@ export class IdempotencyStore {
       }
       const row = await this.db('idempotency_keys')
         .where(where)
-        .first('request_hash', 'status', 'response_status', 'response_body', this.db.raw('expires_at < NOW(3) AS expired'), this.db.raw('created_at < NOW(3) - INTERVAL ? MICROSECOND AS abandoned', [ABANDONED_AFTER_MS * 1000]));
+        .first(
+          'request_hash',
+          'status',
+          'response_status',
+          'response_body',
+          this.db.raw('expires_at < NOW(3) AS expired'),
+          this.db.raw('created_at < NOW(3) - INTERVAL ? MICROSECOND AS abandoned', [ABANDONED_AFTER_MS * 1000]),
+        );
       if (!row) continue; // deleted meanwhile (expired, or the first request failed with a 5xx)
       if (row.expired) {
         await this.db('idempotency_keys').where(where).andWhere('expires_at', '<', this.db.raw('NOW(3)')).delete();

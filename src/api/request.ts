@@ -28,8 +28,7 @@ export function nestedDeeperThan(value: unknown, maxDepth: number): boolean {
   return false;
 }
 
-export const jsonTooDeep = () =>
-  new AppError('MALFORMED_JSON', `the body is nested deeper than ${JSON_MAX_DEPTH} levels`, { maxDepth: JSON_MAX_DEPTH });
+export const jsonTooDeep = () => new AppError('MALFORMED_JSON', `the body is nested deeper than ${JSON_MAX_DEPTH} levels`, { maxDepth: JSON_MAX_DEPTH });
 
 /** The JSON body parser of every JSON route: at most 64 KiB, an object or array, at most 32 levels deep. */
 export function jsonBody(): RequestHandler[] {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from '../errors';
 import { CONSUMER_NAMES } from '../operator/dead-letter-queues';
-import { SAGA_STATUSES } from '../operator/saga-queries';
+import { SAGA_STATUSES } from '../operator/saga-query-types';
 
 /**
  * What the API answers, as zod schemas: the success bodies of every route and the shared error

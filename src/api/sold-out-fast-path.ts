@@ -31,7 +31,13 @@ const PATH = '/api/orders/async';
  */
 export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: TokenSigner }) {
   return (req: IncomingMessage, res: ServerResponse, express: (req: IncomingMessage, res: ServerResponse) => void): void => {
-    if (!deps.asyncOrders.anyKnownSoldOut || req.method !== 'POST' || req.url !== PATH || !worthReading(req) || bearerUser(deps.tokens, req.headers.authorization) === null) {
+    if (
+      !deps.asyncOrders.anyKnownSoldOut ||
+      req.method !== 'POST' ||
+      req.url !== PATH ||
+      !worthReading(req) ||
+      bearerUser(deps.tokens, req.headers.authorization) === null
+    ) {
       express(req, res);
       return;
     }
@@ -99,7 +105,8 @@ export function soldOutFastPath(deps: { asyncOrders: AsyncOrderIntake; tokens: T
  */
 function worthReading(req: IncomingMessage): boolean {
   const length = Number(req.headers['content-length']);
-  if (!(length > 0 && length <= BODY_LIMIT_BYTES) || req.headers['transfer-encoding'] !== undefined || req.headers['content-encoding'] !== undefined) return false;
+  if (!(length > 0 && length <= BODY_LIMIT_BYTES) || req.headers['transfer-encoding'] !== undefined || req.headers['content-encoding'] !== undefined)
+    return false;
   const type = req.headers['content-type'];
   return type === 'application/json' || type === 'application/json; charset=utf-8';
 }

@@ -182,7 +182,14 @@ export async function buildCore(config: Config, role: Role, logger: Logger, cloc
     logger,
     onReleased: (reason, count) => metrics.reservationsReleased.inc({ reason }, count),
   });
-  const deadLetters = new DeadLetters({ db, broker, topology, log: deadLetterLog, logger, onResolved: (queue, n) => metrics.deadLettersResolved.inc({ queue }, n) });
+  const deadLetters = new DeadLetters({
+    db,
+    broker,
+    topology,
+    log: deadLetterLog,
+    logger,
+    onResolved: (queue, n) => metrics.deadLettersResolved.inc({ queue }, n),
+  });
   const payments = new PaymentNotifications({
     db,
     orders: orderStore,

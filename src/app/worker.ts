@@ -21,7 +21,11 @@ export async function startWorker(core: Core, stops: StopList): Promise<{ sweepe
   // Consumers stop taking messages before anything they use is closed.
   stops.push('consumers', () => broker.stopConsuming());
 
-  const listeners: CompensationListener[] = [seatReleaseListener({ holds, inventory }), orderDeleteListener(orderStore), balanceRestoreListener({ orders: orderStore, wallet })];
+  const listeners: CompensationListener[] = [
+    seatReleaseListener({ holds, inventory }),
+    orderDeleteListener(orderStore),
+    balanceRestoreListener({ orders: orderStore, wallet }),
+  ];
   for (const listener of listeners) {
     const queue = topology.listenerQueues[listener.name];
     if (!queue) throw new Error(`no saga step routes to listener ${listener.name}`);

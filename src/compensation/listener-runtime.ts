@@ -92,7 +92,7 @@ export function compensationHandler(listener: CompensationListener, deps: Listen
     // holding the lease waits for it (at most as long as a lease lives) rather than spending its
     // bounded retries.
     let waited = false;
-    for (const deadline = clock.now() + 2 * LEASE_MS; ; ) {
+    for (const deadline = clock.now() + 2 * LEASE_MS; ;) {
       if ((await redis.set(key, lease, 'PX', LEASE_MS, 'NX')) === 'OK') break;
       if ((await redis.get(key)) === 'done') {
         logger.info('duplicate compensation ignored (redis)', { attempt: delivery.deliveryCount });

@@ -31,8 +31,7 @@ function connectionSettings(config: Config, withDatabase: boolean) {
  */
 /** knex logs to the console with stack traces unless told otherwise: one JSON line instead. */
 function knexLog(logger?: Logger): Knex.Config['log'] {
-  const toLog = (level: 'warn' | 'debug') => (message: unknown) =>
-    logger?.log(level, `knex: ${String(message).split('\n')[0]}`, { dependency: 'mysql' });
+  const toLog = (level: 'warn' | 'debug') => (message: unknown) => logger?.log(level, `knex: ${String(message).split('\n')[0]}`, { dependency: 'mysql' });
   // Its warnings are failed pool acquisitions, which callers report themselves.
   return { warn: toLog('debug'), error: toLog('warn'), deprecate: toLog('warn'), debug: toLog('debug') };
 }
@@ -67,9 +66,7 @@ export function createDb(config: Config, logger: Logger, poolMax = config.DB_POO
 export async function ensureDatabase(config: Config, logger: Logger): Promise<void> {
   const admin = knex({ client: 'mysql2', connection: connectionSettings(config, false), pool: { min: 0, max: 1 }, log: knexLog(logger) });
   try {
-    await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [
-      databaseName(config),
-    ]);
+    await admin.raw('CREATE DATABASE IF NOT EXISTS ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [databaseName(config)]);
   } finally {
     await admin.destroy();
   }

@@ -99,7 +99,9 @@ export class AsyncOrderIntake {
       waiting?.cancel();
       metrics.asyncRequests.inc({ outcome: 'unavailable' });
       await this.releaseUnpublished(message, err);
-      throw err instanceof BrokerUnavailableError ? serviceUnavailable('rabbitmq', err) : new AppError('SERVICE_UNAVAILABLE', 'the order could not be queued, retry later', { dependency: 'rabbitmq' }, { cause: err });
+      throw err instanceof BrokerUnavailableError
+        ? serviceUnavailable('rabbitmq', err)
+        : new AppError('SERVICE_UNAVAILABLE', 'the order could not be queued, retry later', { dependency: 'rabbitmq' }, { cause: err });
     }
     metrics.asyncRequests.inc({ outcome: 'accepted' });
     if (!waiting) return { status: 'QUEUED', orderId };
@@ -123,7 +125,11 @@ export class AsyncOrderIntake {
     await this.publishing.enter(options.publishWindow, options.publishTimeoutMs);
     try {
       const confirmed = broker.publish(topology.asyncOrders.exchange, topology.asyncOrders.routingKey, message, { messageId: `order:${message.orderId}` });
-      await withTimeout(confirmed, Math.max(1, deadline - this.deps.clock.now()), () => new BrokerUnavailableError(`publish not confirmed within ${options.publishTimeoutMs} ms`));
+      await withTimeout(
+        confirmed,
+        Math.max(1, deadline - this.deps.clock.now()),
+        () => new BrokerUnavailableError(`publish not confirmed within ${options.publishTimeoutMs} ms`),
+      );
     } finally {
       this.publishing.leave();
     }
@@ -138,7 +144,10 @@ export class AsyncOrderIntake {
   private async releaseUnpublished(message: AsyncOrderMessage, cause: unknown): Promise<void> {
     this.deps.logger.warn('async order not queued; releasing its reservation', { orderId: message.orderId, error: errorMessage(cause) });
     await this.deps.reservations
-      .release([{ orderId: message.orderId, userId: message.userId, showId: message.showId, seatIds: message.seatIds, reservedAtMs: message.reservedAt }], 'publish-failed')
+      .release(
+        [{ orderId: message.orderId, userId: message.userId, showId: message.showId, seatIds: message.seatIds, reservedAtMs: message.reservedAt }],
+        'publish-failed',
+      )
       .catch((err) =>
         this.deps.logger.error('could not release an unqueued reservation; the reconciler will', { orderId: message.orderId, error: errorMessage(err) }),
       );
@@ -153,14 +162,15 @@ export class AsyncOrderIntake {
         return soldOut(showId);
       case 'DUPLICATE':
         metrics.asyncRequests.inc({ outcome: 'duplicate' });
-        return new AppError(
-          'DUPLICATE_REQUEST',
-          `you placed order ${result.previousOrderId} for this show moments ago; poll it rather than ordering again`,
-          { orderId: result.previousOrderId, windowMs: this.deps.options.repeatWindowMs },
-        );
+        return new AppError('DUPLICATE_REQUEST', `you placed order ${result.previousOrderId} for this show moments ago; poll it rather than ordering again`, {
+          orderId: result.previousOrderId,
+          windowMs: this.deps.options.repeatWindowMs,
+        });
       case 'TAKEN':
         metrics.asyncRequests.inc({ outcome: 'seats_taken' });
-        return new AppError('SEATS_TAKEN', `seat${result.seatIds.length > 1 ? 's' : ''} ${result.seatIds.join(', ')} already taken`, { seatIds: result.seatIds });
+        return new AppError('SEATS_TAKEN', `seat${result.seatIds.length > 1 ? 's' : ''} ${result.seatIds.join(', ')} already taken`, {
+          seatIds: result.seatIds,
+        });
       case 'NOT_ENOUGH':
         metrics.asyncRequests.inc({ outcome: 'seats_taken' });
         return new AppError('SEATS_TAKEN', `only ${result.available} seat(s) left`, { available: result.available });
@@ -169,7 +179,10 @@ export class AsyncOrderIntake {
       case 'SETTLING': {
         metrics.asyncRequests.inc({ outcome: 'settling' });
         const retryAfterSeconds = Math.max(1, Math.ceil((result.acceptFromMs - this.deps.clock.now()) / 1000));
-        return new AppError('SERVICE_UNAVAILABLE', 'the seat inventory of this show is being rebuilt; retry shortly', { dependency: 'redis', retryAfterSeconds });
+        return new AppError('SERVICE_UNAVAILABLE', 'the seat inventory of this show is being rebuilt; retry shortly', {
+          dependency: 'redis',
+          retryAfterSeconds,
+        });
       }
     }
   }

@@ -80,7 +80,10 @@ export class ReservationLog {
       .insert(refs.map((ref) => this.row(ref, 'RELEASED', reason)))
       .onConflict('order_id')
       .ignore();
-    const outcomes = await this.outcomes(db, refs.map((ref) => ref.orderId));
+    const outcomes = await this.outcomes(
+      db,
+      refs.map((ref) => ref.orderId),
+    );
     const released = refs.filter((ref) => outcomes.get(ref.orderId) === 'RELEASED');
     const persisted = refs.filter((ref) => outcomes.get(ref.orderId) === 'PERSISTED');
     // The database decided; the view follows. A Redis failure here leaves the reservation pending:

@@ -156,7 +156,10 @@ export class AsyncOrderWriter {
   private async persistTogether(orders: AsyncOrderMessage[]): Promise<{ persisted: Persisting[]; seen: AsyncOrderMessage[] }> {
     const { db, reservations, ids, paymentWindowMs, failpoints } = this.deps;
     return inTransaction(db, async (trx) => {
-      const outcomes = await reservations.outcomes(trx, orders.map((order) => order.orderId));
+      const outcomes = await reservations.outcomes(
+        trx,
+        orders.map((order) => order.orderId),
+      );
       const seen = orders.filter((order) => outcomes.get(order.orderId) === 'PERSISTED');
       const todo: Persisting[] = orders
         .filter((order) => !outcomes.has(order.orderId))
@@ -212,7 +215,10 @@ export class AsyncOrderWriter {
         expiresAt: order.expiresAt,
       })),
     );
-    await expiry.scheduleInTransaction(trx, orders.map((order) => ({ id: order.orderId, expiresAt: order.expiresAt })));
+    await expiry.scheduleInTransaction(
+      trx,
+      orders.map((order) => ({ id: order.orderId, expiresAt: order.expiresAt })),
+    );
   }
 
   /** After the commit, before the ack: the view, the expiry keys, the waiters, the metrics. */

@@ -96,9 +96,7 @@ export class SeatInventory {
       String(request.quantity ?? 0),
       ...(request.seatIds ?? []),
     ];
-    const reply = await this.withLoadedView(showId, () =>
-      this.run<ScriptReply>(SEAT_SCRIPTS.RESERVE_SEATS, showId, args, request.userId),
-    );
+    const reply = await this.withLoadedView(showId, () => this.run<ScriptReply>(SEAT_SCRIPTS.RESERVE_SEATS, showId, args, request.userId));
     const [status, ...rest] = reply;
     switch (status) {
       case 'OK':
@@ -181,7 +179,11 @@ export class SeatInventory {
   /** Brings the view in line with holds the database has and the view missed. */
   async markHeld(showId: string, holders: Array<{ seatId: string; orderId: string }>): Promise<void> {
     if (holders.length === 0) return;
-    await this.run(SEAT_SCRIPTS.MARK_HELD, showId, holders.flatMap((h) => [h.seatId, h.orderId]));
+    await this.run(
+      SEAT_SCRIPTS.MARK_HELD,
+      showId,
+      holders.flatMap((h) => [h.seatId, h.orderId]),
+    );
   }
 
   /**

@@ -41,7 +41,10 @@ export function showKeys(namespace: string, showId: string, userId: string | nul
   };
 }
 
-export const HOLD_SEATS = script('seatHold', ['free', 'holds', 'meta'], `
+export const HOLD_SEATS = script(
+  'seatHold',
+  ['free', 'holds', 'meta'],
+  `
 if redis.call('EXISTS', metaKey) == 0 then return {'NOT_LOADED'} end
 local order = ARGV[1]
 local taken = {}
@@ -60,12 +63,16 @@ for i = 2, #ARGV do
 end
 if redis.call('ZCARD', freeKey) == 0 then redis.call('HSET', metaKey, 'soldOut', '1') end
 return {'OK'}
-`);
+`,
+);
 
 // Releases only the seats this order holds: a seat re-held by another order since is untouched.
 // Also ends the order's reservation (if it was an async one), clears the sold-out flag when a seat
 // came back, and frees the user's repeat-submit slot (recentKey) if this order holds it.
-export const RELEASE_SEATS = script('seatRelease', ['free', 'holds', 'meta', 'pending', 'reservations', 'recent'], `
+export const RELEASE_SEATS = script(
+  'seatRelease',
+  ['free', 'holds', 'meta', 'pending', 'reservations', 'recent'],
+  `
 redis.call('ZREM', pendingKey, ARGV[1])
 redis.call('HDEL', reservationsKey, ARGV[1])
 if redis.call('GET', recentKey) == ARGV[1] then redis.call('DEL', recentKey) end
@@ -80,13 +87,17 @@ for i = 2, #ARGV do
 end
 if released > 0 then redis.call('HDEL', metaKey, 'soldOut') end
 return released
-`);
+`,
+);
 
 // The async path's one call . ARGV: order, user, now (ms),
 // repeat window (ms, 0 = off), quantity (0 = the seat ids that follow), seat ids.
 // Checks, in order: view loaded, view settled after a rebuild, sold-out flag, repeat submit, the
 // seats; then holds them, logs the reservation (pending, with its time) and takes the repeat slot.
-export const RESERVE_SEATS = script('seatReserve', ['free', 'holds', 'meta', 'pending', 'reservations', 'recent'], `
+export const RESERVE_SEATS = script(
+  'seatReserve',
+  ['free', 'holds', 'meta', 'pending', 'reservations', 'recent'],
+  `
 if redis.call('EXISTS', metaKey) == 0 then return {'NOT_LOADED'} end
 local meta = redis.call('HMGET', metaKey, 'soldOut', 'acceptFrom')
 local now = tonumber(ARGV[3])
@@ -128,12 +139,16 @@ redis.call('HSET', reservationsKey, order, ARGV[2] .. '|' .. table.concat(seats,
 if window > 0 then redis.call('SET', recentKey, order, 'PX', window) end
 table.insert(seats, 1, 'OK')
 return seats
-`);
+`,
+);
 
 // After the database committed async orders: their reservations are resolved, and the view shows
 // their seats held by them (it may have been rebuilt meanwhile). ARGV: k, k order ids, then
 // (seat, order) pairs.
-export const CONFIRM_PERSISTED = script('seatConfirmPersisted', ['free', 'holds', 'meta', 'pending', 'reservations'], `
+export const CONFIRM_PERSISTED = script(
+  'seatConfirmPersisted',
+  ['free', 'holds', 'meta', 'pending', 'reservations'],
+  `
 local k = tonumber(ARGV[1])
 for i = 2, k + 1 do
   redis.call('ZREM', pendingKey, ARGV[i])
@@ -146,19 +161,27 @@ for i = k + 2, #ARGV, 2 do
 end
 if redis.call('ZCARD', freeKey) == 0 then redis.call('HSET', metaKey, 'soldOut', '1') end
 return 1
-`);
+`,
+);
 
-export const TAKEN_AMONG = script('seatTakenAmong', ['free', 'meta'], `
+export const TAKEN_AMONG = script(
+  'seatTakenAmong',
+  ['free', 'meta'],
+  `
 if redis.call('EXISTS', metaKey) == 0 then return {'NOT_LOADED'} end
 local taken = {'OK'}
 for i = 1, #ARGV do
   if not redis.call('ZSCORE', freeKey, ARGV[i]) then taken[#taken + 1] = ARGV[i] end
 end
 return taken
-`);
+`,
+);
 
 // Seats that are neither free nor held in the view: not seats of this show.
-export const UNKNOWN_AMONG = script('seatUnknownAmong', ['free', 'holds', 'meta'], `
+export const UNKNOWN_AMONG = script(
+  'seatUnknownAmong',
+  ['free', 'holds', 'meta'],
+  `
 if redis.call('EXISTS', metaKey) == 0 then return {'NOT_LOADED'} end
 local unknown = {'OK'}
 for i = 1, #ARGV do
@@ -167,12 +190,16 @@ for i = 1, #ARGV do
   end
 end
 return unknown
-`);
+`,
+);
 
 // ARGV: total, acceptFrom (ms; 0 = at once), number of free seats F, F free seat ids, then
 // (seat, order) pairs of held seats. Loads only when the view is absent: a concurrent rebuild or a
 // live view is never overwritten.
-export const LOAD_SHOW = script('seatLoadShow', ['free', 'holds', 'meta'], `
+export const LOAD_SHOW = script(
+  'seatLoadShow',
+  ['free', 'holds', 'meta'],
+  `
 if redis.call('EXISTS', metaKey) == 1 then return 0 end
 redis.call('DEL', freeKey, holdsKey)
 local freeCount = tonumber(ARGV[3])
@@ -182,10 +209,14 @@ redis.call('HSET', metaKey, 'loaded', '1', 'total', ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('HSET', metaKey, 'acceptFrom', ARGV[2]) end
 if freeCount == 0 then redis.call('HSET', metaKey, 'soldOut', '1') end
 return 1
-`);
+`,
+);
 
 // Marks seats held by the given orders (the database said so): ARGV pairs (seat, order).
-export const MARK_HELD = script('seatMarkHeld', ['free', 'holds', 'meta'], `
+export const MARK_HELD = script(
+  'seatMarkHeld',
+  ['free', 'holds', 'meta'],
+  `
 if redis.call('EXISTS', metaKey) == 0 then return 0 end
 for i = 1, #ARGV, 2 do
   redis.call('ZREM', freeKey, ARGV[i])
@@ -193,6 +224,7 @@ for i = 1, #ARGV, 2 do
 end
 if redis.call('ZCARD', freeKey) == 0 then redis.call('HSET', metaKey, 'soldOut', '1') end
 return 1
-`);
+`,
+);
 
 export const SEAT_SCRIPTS = { HOLD_SEATS, RELEASE_SEATS, RESERVE_SEATS, CONFIRM_PERSISTED, TAKEN_AMONG, UNKNOWN_AMONG, LOAD_SHOW, MARK_HELD } as const;

@@ -114,7 +114,12 @@ export class Broker {
   }
 
   /** Publishes bytes as they are (a dead letter sent back), persistent, and resolves on the confirm. */
-  publishBuffer(exchange: string, routingKey: string, content: Buffer, options: { messageId?: string; contentType?: string; headers?: Record<string, unknown> }): Promise<void> {
+  publishBuffer(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: { messageId?: string; contentType?: string; headers?: Record<string, unknown> },
+  ): Promise<void> {
     return this.publisher.publish(exchange, routingKey, content, { persistent: true, ...options });
   }
 

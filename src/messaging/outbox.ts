@@ -145,8 +145,10 @@ export class OutboxRelay implements OutboxWriter {
       this.unfinishedClaims.delete(claim);
       return 0;
     }
-    const rows: Array<{ id: string; exchange: string; routing_key: string; message_id: string; payload: string }> =
-      await this.db('outbox').select('id', 'exchange', 'routing_key', 'message_id', 'payload').where({ claimed_by: claim }).whereNull('sent_at');
+    const rows: Array<{ id: string; exchange: string; routing_key: string; message_id: string; payload: string }> = await this.db('outbox')
+      .select('id', 'exchange', 'routing_key', 'message_id', 'payload')
+      .where({ claimed_by: claim })
+      .whereNull('sent_at');
 
     const results = await Promise.allSettled(
       rows.map((row) =>
@@ -158,12 +160,18 @@ export class OutboxRelay implements OutboxWriter {
     );
     const sent = rows.filter((_, i) => results[i].status === 'fulfilled').map((row) => row.id);
     const failed = rows.filter((_, i) => results[i].status === 'rejected');
-    if (sent.length > 0) await this.db('outbox').whereIn('id', sent).update({ sent_at: this.db.fn.now(3), claimed_until: null });
+    if (sent.length > 0)
+      await this.db('outbox')
+        .whereIn('id', sent)
+        .update({ sent_at: this.db.fn.now(3), claimed_until: null });
     if (failed.length > 0) {
       const reason = (results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
       this.logger.warn('outbox messages not confirmed, will retry', { count: failed.length, error: errorMessage(reason) });
       await this.db('outbox')
-        .whereIn('id', failed.map((row) => row.id))
+        .whereIn(
+          'id',
+          failed.map((row) => row.id),
+        )
         .update({ claimed_by: null, claimed_until: null, last_error: errorMessage(reason).slice(0, 1000) });
     }
     this.unfinishedClaims.delete(claim);

@@ -7,11 +7,7 @@ export function createLogger(level: string, defaultMeta: Record<string, unknown>
   return winston.createLogger({
     level,
     defaultMeta: { service: 'seat-saga', ...defaultMeta },
-    format: winston.format.combine(
-      winston.format.timestamp(),
-      winston.format.errors({ stack: true }),
-      winston.format.json(),
-    ),
+    format: winston.format.combine(winston.format.timestamp(), winston.format.errors({ stack: true }), winston.format.json()),
     transports: [new winston.transports.Console({ stderrLevels: [] })],
   });
 }

@@ -5,55 +5,7 @@ import type { ListenerName } from '../messaging/topology';
 import { isIdString, snowflakeFloor } from '../support/ids';
 import { isReleaseSaga, RELEASE_SAGAS } from '../sagas/saga-view';
 import type { DeadLetterLog } from './dead-letters';
-
-export const SAGA_STATUSES = ['RUNNING', 'COMPLETED', 'COMPENSATING', 'COMPENSATED'] as const;
-export type SagaStatusName = (typeof SAGA_STATUSES)[number];
-
-export interface SagaFilter {
-  status?: SagaStatusName;
-  type?: string;
-  /** The failed tag (the tag its compensation went out with). */
-  tag?: string;
-  orderId?: string;
-  userId?: string;
-  since?: Date;
-  until?: Date;
-  limit: number;
-  cursor?: string;
-}
-
-export interface SagaSummary {
-  id: string;
-  type: string;
-  status: SagaStatusName;
-  failedTag: string | null;
-  orderId: string | null;
-  userId: string | null;
-  createdAt: string;
-  /** Its last progress (a stuck saga has made none since). */
-  updatedAt: string;
-  finishedAt: string | null;
-}
-
-export interface TimelineEvent {
-  at: string;
-  kind: string;
-  /** What an operator reads: "seats_hold failed: seat 4 already taken", "order cancelled by its owner". */
-  label: string;
-  step?: string;
-  tag?: string;
-  listener?: string;
-  deliveryCount?: number;
-  error?: string | null;
-  detail?: string;
-}
-
-export interface ListenerProgress {
-  listener: string;
-  state: 'pending' | 'retrying' | 'dead-lettered' | 'done' | 'noop';
-  attempts: number;
-  lastError: string | null;
-}
+import { SAGA_STATUSES, type ListenerProgress, type SagaFilter, type SagaStatusName, type SagaSummary, type TimelineEvent } from './saga-query-types';
 
 /** How long one stats answer is shared. */
 const STATS_CACHE_MS = 2_000;
@@ -79,7 +31,8 @@ const encodeCursor = (id: string) => Buffer.from(`saga:${id}`).toString('base64u
 function decodeCursor(cursor: string): string {
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   const id = text.startsWith('saga:') ? text.slice(5) : '';
-  if (!isIdString(id)) throw new AppError('VALIDATION_FAILED', 'cursor is not one this API gave out', { issues: [{ field: 'cursor', message: 'unknown cursor' }] });
+  if (!isIdString(id))
+    throw new AppError('VALIDATION_FAILED', 'cursor is not one this API gave out', { issues: [{ field: 'cursor', message: 'unknown cursor' }] });
   return id;
 }
 
@@ -158,7 +111,12 @@ export class SagaQueries {
 
   private cachedStats: { at: number; pending: ReturnType<SagaQueries['computeStats']> } | null = null;
 
-  private async computeStats(): Promise<{ byStatus: Record<SagaStatusName, number>; byType: Record<string, number>; stuck: number; stuckSagas: SagaSummary[] }> {
+  private async computeStats(): Promise<{
+    byStatus: Record<SagaStatusName, number>;
+    byType: Record<string, number>;
+    stuck: number;
+    stuckSagas: SagaSummary[];
+  }> {
     const [byStatusRows, byTypeRows] = await Promise.all([
       this.db('sagas').select('status').count({ n: '*' }).groupBy('status'),
       this.db('sagas').select('type').count({ n: '*' }).groupBy('type'),
@@ -170,7 +128,11 @@ export class SagaQueries {
     const stuck = this.stuckQuery();
     const [[{ n }], stuckRows] = await Promise.all([
       stuck.clone().count({ n: '*' }),
-      stuck.clone().select(...SUMMARY_COLUMNS).orderBy('updated_at').limit(20),
+      stuck
+        .clone()
+        .select(...SUMMARY_COLUMNS)
+        .orderBy('updated_at')
+        .limit(20),
     ]);
     return {
       byStatus,
@@ -218,7 +180,13 @@ export class SagaQueries {
         add(step.started_at, { kind: 'step.started', label: `${step.step} started (tag ${step.tag})`, step: step.step, tag: step.tag });
         if (step.status === 'DONE') add(step.finished_at, { kind: 'step.done', label: `${step.step} done`, step: step.step, tag: step.tag });
         if (step.status === 'FAILED') {
-          add(step.finished_at ?? saga.updated_at, { kind: 'step.failed', label: `${step.step} failed: ${step.error ?? saga.error ?? 'unknown error'}`, step: step.step, tag: step.tag, error: step.error ?? saga.error });
+          add(step.finished_at ?? saga.updated_at, {
+            kind: 'step.failed',
+            label: `${step.step} failed: ${step.error ?? saga.error ?? 'unknown error'}`,
+            step: step.step,
+            tag: step.tag,
+            error: step.error ?? saga.error,
+          });
         }
       }
     }
@@ -235,7 +203,14 @@ export class SagaQueries {
         attempt.outcome === 'failed'
           ? `${attempt.listener}: delivery ${attempt.delivery_count} failed: ${attempt.error}`
           : `${attempt.listener}: delivery ${attempt.delivery_count} found it done already`;
-      add(attempt.at, { kind: `listener.${attempt.outcome}`, label, listener: attempt.listener, tag: attempt.tag, deliveryCount: attempt.delivery_count, error: attempt.error });
+      add(attempt.at, {
+        kind: `listener.${attempt.outcome}`,
+        label,
+        listener: attempt.listener,
+        tag: attempt.tag,
+        deliveryCount: attempt.delivery_count,
+        error: attempt.error,
+      });
     }
     for (const done of compensations) {
       const applied = attempts.find((a: any) => a.listener === done.listener && a.tag === done.tag && (a.outcome === 'done' || a.outcome === 'noop'));
@@ -250,11 +225,19 @@ export class SagaQueries {
       });
     }
     for (const dead of deadLetters) {
-      add(dead.deadLetteredAt, { kind: 'listener.dead-lettered', label: `${dead.listener}: dead-lettered after ${dead.deliveries} deliveries (${dead.reason}): ${dead.error ?? ''}`, listener: dead.listener, deliveryCount: dead.deliveries, error: dead.error });
-      if (dead.resolvedAt) add(dead.resolvedAt, { kind: `dead-letter.${dead.resolution}`, label: `${dead.listener}: dead letter ${dead.resolution}`, listener: dead.listener });
+      add(dead.deadLetteredAt, {
+        kind: 'listener.dead-lettered',
+        label: `${dead.listener}: dead-lettered after ${dead.deliveries} deliveries (${dead.reason}): ${dead.error ?? ''}`,
+        listener: dead.listener,
+        deliveryCount: dead.deliveries,
+        error: dead.error,
+      });
+      if (dead.resolvedAt)
+        add(dead.resolvedAt, { kind: `dead-letter.${dead.resolution}`, label: `${dead.listener}: dead letter ${dead.resolution}`, listener: dead.listener });
     }
     if (saga.status === 'COMPLETED') add(saga.finished_at, { kind: 'saga.completed', label: `${saga.type} saga completed` });
-    if (saga.status === 'COMPENSATED') add(saga.finished_at, release ? { kind: 'release.done', label: 'seats released' } : { kind: 'saga.compensated', label: 'saga compensated' });
+    if (saga.status === 'COMPENSATED')
+      add(saga.finished_at, release ? { kind: 'release.done', label: 'seats released' } : { kind: 'saga.compensated', label: 'saga compensated' });
     events.sort((a, b) => a.at.localeCompare(b.at) || a.order - b.order);
 
     const listeners = saga.failed_tag ? this.deps.listenersFor(saga.failed_tag) : [];

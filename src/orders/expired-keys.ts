@@ -66,7 +66,13 @@ export class ExpiredKeyEvents {
     }
     for (const [address, node] of masters) {
       if (this.subscribers.has(address) || this.stopped) continue;
-      const subscriber = new Redis({ host: node.options.host, port: node.options.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(2_000, 100 * n) });
+      const subscriber = new Redis({
+        host: node.options.host,
+        port: node.options.port,
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (n) => Math.min(2_000, 100 * n),
+      });
       // A restarted node forgets CONFIG SET: turn the events on again when it is back.
       subscriber.on('ready', () => void this.enable(node, address));
       await this.subscribe(address, subscriber, 0).catch((err) => {

@@ -165,7 +165,9 @@ export class OrderExpiry {
     this.events = new ExpiredKeyEvents(redis, logger, (key) => {
       if (!key.startsWith(this.keyPrefix)) return;
       const orderId = key.slice(this.keyPrefix.length);
-      onExpiredKey(orderId, false).catch((err) => logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }));
+      onExpiredKey(orderId, false).catch((err) =>
+        logger.warn('expiry from keyspace event failed; the sweep will retry', { orderId, error: errorMessage(err) }),
+      );
     });
     await this.events.start();
   }

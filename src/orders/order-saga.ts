@@ -33,8 +33,7 @@ export const ORDER_SAGA_STEPS = [
   { name: 'order_add', tag: 'order_add_cancel', undoneBy: ['seat-release', 'order-delete'], reservation: false },
 ] as const;
 
-const seatsTaken = (seatIds: string[]) =>
-  new AppError('SEATS_TAKEN', `seat${seatIds.length > 1 ? 's' : ''} ${seatIds.join(', ')} already taken`, { seatIds });
+const seatsTaken = (seatIds: string[]) => new AppError('SEATS_TAKEN', `seat${seatIds.length > 1 ? 's' : ''} ${seatIds.join(', ')} already taken`, { seatIds });
 
 export interface OrderSagaDeps {
   inventory: SeatInventory;
@@ -61,7 +60,12 @@ export function orderSaga(deps: OrderSagaDeps): SagaDefinition<OrderSagaContext>
         const held = await inventory.hold(order.showId, order.orderId, order.seatIds);
         if (!held.ok) throw seatsTaken(held.taken);
         try {
-          await run.guarded((trx) => holds.hold(trx, order.seatIds.map((seatId) => ({ seatId, showId: order.showId, orderId: order.orderId }))));
+          await run.guarded((trx) =>
+            holds.hold(
+              trx,
+              order.seatIds.map((seatId) => ({ seatId, showId: order.showId, orderId: order.orderId })),
+            ),
+          );
         } catch (err) {
           // The Redis hold was provisional: the database did not take it.
           await inventory.release(order.showId, order.orderId, order.seatIds);
@@ -77,7 +81,14 @@ export function orderSaga(deps: OrderSagaDeps): SagaDefinition<OrderSagaContext>
       },
       async order_add(order, run) {
         await run.guarded(async (trx) => {
-          const placed = { id: order.orderId, userId: order.userId, showId: order.showId, seatIds: order.seatIds, expiresAt: order.expiresAt, createdAt: order.createdAt };
+          const placed = {
+            id: order.orderId,
+            userId: order.userId,
+            showId: order.showId,
+            seatIds: order.seatIds,
+            expiresAt: order.expiresAt,
+            createdAt: order.createdAt,
+          };
           await orders.insert(trx, [{ ...placed, totalCents: order.totalCents as number, sagaId: run.sagaId }]);
           // The durable expiry trigger commits with the order (a no-op if the saga is compensated).
           await expiry.scheduleInTransaction(trx, [{ id: order.orderId, expiresAt: order.expiresAt }]);

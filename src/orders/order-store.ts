@@ -97,7 +97,9 @@ export class OrderStore {
 
   /** The caller's order as the pay saga checks it, or null. */
   async findRef(userId: string, orderId: string): Promise<OrderRef | null> {
-    const row = await this.visibleTo(userId).where('orders.id', orderId).first(...REF_COLUMNS.map((c) => `orders.${c}`));
+    const row = await this.visibleTo(userId)
+      .where('orders.id', orderId)
+      .first(...REF_COLUMNS.map((c) => `orders.${c}`));
     return row ? refOf(row) : null;
   }
 
@@ -105,11 +107,20 @@ export class OrderStore {
   async lockVisible(trx: Tx, orderId: string): Promise<OrderRef | null> {
     const known = await this.visible(trx).where('orders.id', orderId).first('orders.id');
     if (!known) return null;
-    return refOf(await trx('orders').where({ id: orderId }).forUpdate().first(...REF_COLUMNS));
+    return refOf(
+      await trx('orders')
+        .where({ id: orderId })
+        .forUpdate()
+        .first(...REF_COLUMNS),
+    );
   }
 
   async ref(trx: Tx, orderId: string): Promise<OrderRef> {
-    return refOf(await trx('orders').where({ id: orderId }).first(...REF_COLUMNS));
+    return refOf(
+      await trx('orders')
+        .where({ id: orderId })
+        .first(...REF_COLUMNS),
+    );
   }
 
   async statusOf(trx: Tx, orderId: string): Promise<OrderStatus | 'gone'> {
@@ -123,7 +134,9 @@ export class OrderStore {
 
   /** PENDING_PAYMENT -> PAID (by the pay saga `sagaId`, or by the provider: null), its held seats sold. */
   async markPaid(trx: Tx, orderId: string, paidBySagaId: string | null): Promise<boolean> {
-    const paid = await trx('orders').where({ id: orderId, status: 'PENDING_PAYMENT' }).update({ status: 'PAID', paid_saga_id: paidBySagaId, updated_at: trx.fn.now(3) });
+    const paid = await trx('orders')
+      .where({ id: orderId, status: 'PENDING_PAYMENT' })
+      .update({ status: 'PAID', paid_saga_id: paidBySagaId, updated_at: trx.fn.now(3) });
     if (paid === 0) return false;
     await this.holds.sell(trx, orderId);
     return true;
@@ -131,7 +144,9 @@ export class OrderStore {
 
   /** A failed pay saga's PAID -> PENDING_PAYMENT, its seats held again: the order stays payable. */
   async revertPayment(trx: Tx, orderId: string, sagaId: string): Promise<boolean> {
-    const reverted = await trx('orders').where({ id: orderId, status: 'PAID', paid_saga_id: sagaId }).update({ status: 'PENDING_PAYMENT', paid_saga_id: null, updated_at: trx.fn.now(3) });
+    const reverted = await trx('orders')
+      .where({ id: orderId, status: 'PAID', paid_saga_id: sagaId })
+      .update({ status: 'PENDING_PAYMENT', paid_saga_id: null, updated_at: trx.fn.now(3) });
     if (reverted > 0) await this.holds.unsell(trx, orderId);
     return reverted > 0;
   }
@@ -164,19 +179,30 @@ export class OrderStore {
 
   /** PENDING_PAYMENT -> EXPIRED once its deadline passed (by the database's clock). */
   async expireIfDue(trx: Tx, orderId: string): Promise<boolean> {
-    const [result] = await trx.raw(`UPDATE orders SET status = 'EXPIRED', updated_at = NOW(3) WHERE id = ? AND status = 'PENDING_PAYMENT' AND expires_at <= NOW(3)`, [orderId]);
+    const [result] = await trx.raw(
+      `UPDATE orders SET status = 'EXPIRED', updated_at = NOW(3) WHERE id = ? AND status = 'PENDING_PAYMENT' AND expires_at <= NOW(3)`,
+      [orderId],
+    );
     return result.affectedRows > 0;
   }
 
   /** For an order still pending: in how many ms it is due (may be ≤ 0); null when it is not pending. */
   async dueInMs(trx: Tx, orderId: string): Promise<number | null> {
-    const [[pending]] = await trx.raw(`SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), expires_at) DIV 1000 AS dueInMs FROM orders WHERE id = ? AND status = 'PENDING_PAYMENT'`, [orderId]);
+    const [[pending]] = await trx.raw(
+      `SELECT TIMESTAMPDIFF(MICROSECOND, NOW(3), expires_at) DIV 1000 AS dueInMs FROM orders WHERE id = ? AND status = 'PENDING_PAYMENT'`,
+      [orderId],
+    );
     return pending ? Number(pending.dueInMs) : null;
   }
 
   /** Unpaid orders past their deadline, oldest deadline first. */
   async overdue(limit: number): Promise<string[]> {
-    return this.db('orders').where('status', 'PENDING_PAYMENT').andWhere('expires_at', '<=', this.db.raw('NOW(3)')).orderBy('expires_at').limit(limit).pluck('id');
+    return this.db('orders')
+      .where('status', 'PENDING_PAYMENT')
+      .andWhere('expires_at', '<=', this.db.raw('NOW(3)'))
+      .orderBy('expires_at')
+      .limit(limit)
+      .pluck('id');
   }
 
   /**

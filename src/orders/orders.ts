@@ -84,7 +84,12 @@ export class Orders {
    * the caller cannot see are refused before the saga starts (nothing written); the saga checks
    * everything again, under its own steps.
    */
-  async pay(userId: string, orderId: string, payPassword: string, logger: Logger): Promise<{ id: string; status: 'PAID'; balanceCents: number; sagaId: string }> {
+  async pay(
+    userId: string,
+    orderId: string,
+    payPassword: string,
+    logger: Logger,
+  ): Promise<{ id: string; status: 'PAID'; balanceCents: number; sagaId: string }> {
     const { engine, paySaga, passwords, wallet } = this.deps;
     await passwords.assertNotLocked(userId);
     await this.visibleStatus(userId, orderId);

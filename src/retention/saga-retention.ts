@@ -135,7 +135,13 @@ export class SagaRetention {
     result.ms = Date.now() - started;
     const total = Object.values(deleted).reduce((a, b) => a + b, 0);
     if (total > 0 || !result.finished) {
-      this.logger.info(result.finished ? 'saga retention pass done' : 'saga retention pass stopped', { ...deleted, batches: result.batches, ms: result.ms, slowestBatchMs: result.slowestBatchMs, retentionDays: this.options.retentionDays });
+      this.logger.info(result.finished ? 'saga retention pass done' : 'saga retention pass stopped', {
+        ...deleted,
+        batches: result.batches,
+        ms: result.ms,
+        slowestBatchMs: result.slowestBatchMs,
+        retentionDays: this.options.retentionDays,
+      });
     }
     return result;
   }
@@ -144,7 +150,12 @@ export class SagaRetention {
   private purgeSagas(ids: string[], cutoff: Date): Promise<Partial<PurgeCounts>> {
     return inTransaction(this.db, async (trx) => {
       // Lock the sagas first (they cannot change status any more, but a concurrent purge of the same batch waits here).
-      const sagas: string[] = await trx('sagas').whereIn('id', ids).whereIn('status', ENDED_SAGA_STATUSES).andWhere('finished_at', '<', cutoff).forUpdate().pluck('id');
+      const sagas: string[] = await trx('sagas')
+        .whereIn('id', ids)
+        .whereIn('status', ENDED_SAGA_STATUSES)
+        .andWhere('finished_at', '<', cutoff)
+        .forUpdate()
+        .pluck('id');
       if (sagas.length === 0) return {};
       const steps = await trx('saga_steps').whereIn('saga_id', sagas).delete();
       const compensations = await trx('saga_compensations').whereIn('saga_id', sagas).delete();

@@ -212,7 +212,11 @@ export class SagaEngine {
     try {
       handOff = await this.log.beginCompensation(sagaId, failure);
     } catch (handOffError) {
-      logger.warn('saga failed; its compensation could not be queued yet, retrying', { step: step.name, error: errorMessage(handOffError), cause: failure.error });
+      logger.warn('saga failed; its compensation could not be queued yet, retrying', {
+        step: step.name,
+        error: errorMessage(handOffError),
+        cause: failure.error,
+      });
       void this.handOffLater(sagaId, failure, logger);
       // The client's answer names the hand-off's fault (503 when the database is down).
       throw new SagaFailedError(sagaId, step.tag, handOffError);
@@ -235,7 +239,10 @@ export class SagaEngine {
         maxDelayMs: 2_000,
         aborted: () => this.stopped || this.clock.now() > deadline,
       });
-      logger.info(started ? 'saga compensation queued after a retry' : 'saga no longer running: nothing to hand off', { tag, status: started ? 'COMPENSATING' : undefined });
+      logger.info(started ? 'saga compensation queued after a retry' : 'saga no longer running: nothing to hand off', {
+        tag,
+        status: started ? 'COMPENSATING' : undefined,
+      });
     } catch (err) {
       logger.warn('saga compensation still not queued; the recovery sweeper will do it', { error: errorMessage(err) });
     }

@@ -2,6 +2,7 @@ import { inTransaction, type Db, type Tx } from '../db/database';
 import type { OutboxWriter } from '../messaging/outbox';
 import type { ListenerName } from '../messaging/topology';
 import { CompensationRecords } from './compensation-records';
+import { insertCompletedSagas } from './completed-sagas';
 import { readSagaView, type SagaView } from './saga-view';
 import { SagaNotRunningError, type CompensationMessage, type CompensationRouting, type CompletedSaga, type SagaTransition } from './saga-types';
 
@@ -45,24 +46,7 @@ export class SagaLog {
 
   /** In the caller's transaction: sagas that are already COMPLETED, with their steps all DONE. */
   async recordCompleted(trx: Tx, sagas: CompletedSaga[]): Promise<void> {
-    if (sagas.length === 0) return;
-    await trx('sagas').insert(
-      sagas.map((saga) => ({
-        id: saga.id,
-        type: saga.type,
-        status: 'COMPLETED',
-        payload: JSON.stringify(saga.input),
-        order_id: saga.orderId,
-        user_id: saga.userId,
-        created_at: saga.createdAt,
-        finished_at: trx.fn.now(3),
-      })),
-    );
-    await trx('saga_steps').insert(
-      sagas.flatMap((saga) =>
-        saga.steps.map((step) => ({ saga_id: saga.id, step: step.name, tag: step.tag, status: 'DONE', started_at: step.startedAt ?? trx.fn.now(3), finished_at: trx.fn.now(3) })),
-      ),
-    );
+    await insertCompletedSagas(trx, sagas);
   }
 
   /**
@@ -126,7 +110,9 @@ export class SagaLog {
 
   /** RUNNING -> COMPLETED, unless it was compensated meanwhile. */
   async complete(sagaId: string, type: string): Promise<boolean> {
-    const [result] = await this.db.raw(`UPDATE sagas SET status = 'COMPLETED', finished_at = NOW(3), updated_at = NOW(3) WHERE id = ? AND status = 'RUNNING'`, [sagaId]);
+    const [result] = await this.db.raw(`UPDATE sagas SET status = 'COMPLETED', finished_at = NOW(3), updated_at = NOW(3) WHERE id = ? AND status = 'RUNNING'`, [
+      sagaId,
+    ]);
     if (result.affectedRows === 1) this.completed(type);
     return result.affectedRows === 1;
   }
@@ -145,29 +131,33 @@ export class SagaLog {
       const failed = await trx('saga_steps').where({ saga_id: sagaId }).orderBy('id', 'desc').first('step', 'tag');
       if (!failed) {
         // No step started: nothing to undo.
-        await trx('sagas').where({ id: sagaId }).update({
-          status: 'COMPENSATED',
-          error_code: failure.errorCode,
-          error: failure.error,
-          finished_at: trx.fn.now(3),
-          updated_at: trx.fn.now(3),
-        });
+        await trx('sagas')
+          .where({ id: sagaId })
+          .update({
+            status: 'COMPENSATED',
+            error_code: failure.errorCode,
+            error: failure.error,
+            finished_at: trx.fn.now(3),
+            updated_at: trx.fn.now(3),
+          });
         return { started: true, tag: null, transition: { type: saga.type, status: 'COMPENSATED', tag: null, errorCode: failure.errorCode } };
       }
       await trx('saga_steps')
         .where({ saga_id: sagaId, step: failed.step })
         .update({ status: 'FAILED', error: failure.error, finished_at: trx.fn.now(3) });
       const listeners = this.routing.listenersFor(failed.tag);
-      await trx('sagas').where({ id: sagaId }).update({
-        status: listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING',
-        failed_tag: failed.tag,
-        error_code: failure.errorCode,
-        error: failure.error,
-        compensations_pending: listeners.length,
-        compensation_publishes: 1,
-        finished_at: listeners.length === 0 ? trx.fn.now(3) : null,
-        updated_at: trx.fn.now(3),
-      });
+      await trx('sagas')
+        .where({ id: sagaId })
+        .update({
+          status: listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING',
+          failed_tag: failed.tag,
+          error_code: failure.errorCode,
+          error: failure.error,
+          compensations_pending: listeners.length,
+          compensation_publishes: 1,
+          finished_at: listeners.length === 0 ? trx.fn.now(3) : null,
+          updated_at: trx.fn.now(3),
+        });
       await this.enqueueCompensation(trx, saga, failed.tag, failed.step, 1);
       const status = listeners.length === 0 ? 'COMPENSATED' : 'COMPENSATING';
       return { started: true, tag: failed.tag as string, transition: { type: saga.type, status, tag: failed.tag, errorCode: failure.errorCode } };
@@ -205,15 +195,11 @@ export class SagaLog {
     await this.enqueueCompensation(trx, { id: saga.id, type: saga.type, payload }, saga.tag, saga.tag, 1);
   }
 
-  private async enqueueCompensation(
-    trx: Tx,
-    saga: { id: string; type: string; payload: string },
-    tag: string,
-    step: string,
-    publishNo: number,
-  ): Promise<void> {
+  private async enqueueCompensation(trx: Tx, saga: { id: string; type: string; payload: string }, tag: string, step: string, publishNo: number): Promise<void> {
     const message: CompensationMessage = { sagaId: saga.id, sagaType: saga.type, tag, failedStep: step, input: JSON.parse(saga.payload) };
-    await this.deps.outbox.enqueue(trx, [{ exchange: this.routing.exchange, routingKey: tag, messageId: `${saga.id}:${tag}:${publishNo}`, payload: message, sagaId: saga.id }]);
+    await this.deps.outbox.enqueue(trx, [
+      { exchange: this.routing.exchange, routingKey: tag, messageId: `${saga.id}:${tag}:${publishNo}`, payload: message, sagaId: saga.id },
+    ]);
   }
 
   /**
@@ -229,7 +215,9 @@ export class SagaLog {
       if (!saga) return false;
       const step = await trx('saga_steps').where({ saga_id: sagaId, tag: saga.failed_tag }).first('step');
       const publishNo = saga.compensation_publishes + 1;
-      await trx('sagas').where({ id: sagaId }).update({ compensation_publishes: publishNo, updated_at: trx.fn.now(3) });
+      await trx('sagas')
+        .where({ id: sagaId })
+        .update({ compensation_publishes: publishNo, updated_at: trx.fn.now(3) });
       await this.enqueueCompensation(trx, saga, saga.failed_tag, step?.step ?? 'unknown', publishNo);
       return true;
     });

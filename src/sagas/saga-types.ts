@@ -14,7 +14,10 @@ export interface CompensationMessage {
 
 /** Raised when a saga is no longer RUNNING: a step that wakes up late is refused. */
 export class SagaNotRunningError extends Error {
-  constructor(readonly sagaId: string, readonly status: string) {
+  constructor(
+    readonly sagaId: string,
+    readonly status: string,
+  ) {
     super(`saga ${sagaId} is ${status}, not RUNNING: step refused`);
     this.name = 'SagaNotRunningError';
   }

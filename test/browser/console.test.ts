@@ -17,7 +17,16 @@ import { ADMIN, waitFor } from '../support/http';
 const TOKEN = ADMIN['X-Admin-Token'];
 const TOKEN_KEY = 'seat-saga.admin-token';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const VIEWPORT = { width: 1280, height: 800 };
 const RED = 'rgb(179, 38, 30)'; // --red in console.css
 
@@ -81,7 +90,9 @@ describe('Operator console in a browser', function () {
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: VIEWPORT });
     // Recorded from inside the page too: the CSP's own report of anything it blocked.
     await context.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => console.error(`Content Security Policy violation: ${e.violatedDirective} blocked ${e.blockedURI}`));
+      document.addEventListener('securitypolicyviolation', (e) =>
+        console.error(`Content Security Policy violation: ${e.violatedDirective} blocked ${e.blockedURI}`),
+      );
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('console', (msg) => {
@@ -95,7 +106,12 @@ describe('Operator console in a browser', function () {
   after(async () => {
     await context?.close().catch(() => {});
     if (profile) rmSync(profile, { recursive: true, force: true });
-    if (Object.keys(figures).length) console.log(`      console figures: ${Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(', ')}; screenshots in ${shots}`);
+    if (Object.keys(figures).length)
+      console.log(
+        `      console figures: ${Object.entries(figures)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}; screenshots in ${shots}`,
+      );
     await cleanup(iso, [sale?.app]);
   });
 
@@ -107,7 +123,13 @@ describe('Operator console in a browser', function () {
   it('When the operator signs in, then the token is typed once and kept in sessionStorage only, a reload keeps the session, a wrong token is refused, a later 401 asks again', async () => {
     const transferred: Array<Promise<number>> = [];
     const onResponse = (res: import('playwright-core').Response) => {
-      if (res.url().startsWith(`${base}/console`)) transferred.push(res.request().sizes().then((s) => s.responseBodySize + s.responseHeadersSize));
+      if (res.url().startsWith(`${base}/console`))
+        transferred.push(
+          res
+            .request()
+            .sizes()
+            .then((s) => s.responseBodySize + s.responseHeadersSize),
+        );
     };
     page.on('response', onResponse);
     await page.goto(`${base}/console/`);
@@ -170,7 +192,9 @@ describe('Operator console in a browser', function () {
     // A saga whose process died an hour ago (as in the operator API test): RUNNING, no progress.
     const stuckId = (BigInt(completed[0]) - 1n).toString();
     await sale.app.sagaLog.create({ id: stuckId, type: 'order', input: {} });
-    await db()('sagas').where({ id: stuckId }).update({ updated_at: db().raw('NOW(3) - INTERVAL 1 HOUR') });
+    await db()('sagas')
+      .where({ id: stuckId })
+      .update({ updated_at: db().raw('NOW(3) - INTERVAL 1 HOUR') });
 
     await open('#/sagas');
     await testid('filter-status').selectOption('COMPENSATED');
@@ -209,7 +233,9 @@ describe('Operator console in a browser', function () {
     await page.waitForURL(new RegExp(`#/sagas/${stuckId}$`));
     await page.locator(`[data-testid="saga-head"][data-saga-id="${stuckId}"]`).waitFor();
     expect(await testid('saga-head').getByTestId('saga-status').getAttribute('data-status')).to.equal('RUNNING');
-    await db()('sagas').where({ id: stuckId }).update({ status: 'COMPENSATED', finished_at: db().fn.now(3) }); // leave nothing running
+    await db()('sagas')
+      .where({ id: stuckId })
+      .update({ status: 'COMPENSATED', finished_at: db().fn.now(3) }); // leave nothing running
 
     // The timeline, opened from the search.
     await open(`#/sagas?status=COMPENSATED&tag=order_add_cancel`);
@@ -238,8 +264,12 @@ describe('Operator console in a browser', function () {
     for (const e of undone) expect(e.family).to.equal('compensation');
     expect(events.filter((e) => e.kind === 'step.done').every((e) => e.family === 'done')).to.equal(true);
     expect(events.at(-1)).to.deep.include({ kind: 'saga.compensated', family: 'compensation' });
-    const listeners = await testid('listener-row').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-listener'), r.getAttribute('data-state'), r.querySelector('.num')!.textContent]));
-    expect(listeners).to.deep.equal(api_.listeners.map((l: { listener: string; state: string; attempts: number }) => [l.listener, l.state, String(l.attempts)]));
+    const listeners = await testid('listener-row').evaluateAll((rows) =>
+      rows.map((r) => [r.getAttribute('data-listener'), r.getAttribute('data-state'), r.querySelector('.num')!.textContent]),
+    );
+    expect(listeners).to.deep.equal(
+      api_.listeners.map((l: { listener: string; state: string; attempts: number }) => [l.listener, l.state, String(l.attempts)]),
+    );
     expect(await testid('redrive-saga').count()).to.equal(0); // COMPENSATED: nothing to redrive
     await shot('timeline', true);
 
@@ -259,7 +289,12 @@ describe('Operator console in a browser', function () {
     const { api } = sale;
     await api.setFailpoint('listener.seat-release.before', { action: 'throw', count: 2 });
     const sagaId = await failedOrderSaga();
-    await waitFor('dead-lettered', async () => (await api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === sagaId), 20_000, 100);
+    await waitFor(
+      'dead-lettered',
+      async () => (await api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === sagaId),
+      20_000,
+      100,
+    );
 
     // Its timeline shows the dead-lettering, and the saga's own redrive button (not used here).
     await open(`#/sagas/${sagaId}`);
@@ -310,7 +345,14 @@ describe('Operator console in a browser', function () {
     await testid('seat').first().waitFor();
 
     const expected = (await api.get(`/api/shows/${show.id}/seats`)).body as Array<{ id: string; label: string; status: string }>;
-    const drawn = await testid('seat').evaluateAll((seats) => seats.map((s) => ({ id: s.getAttribute('data-seat-id'), label: s.getAttribute('data-label'), status: s.getAttribute('data-status'), className: s.className })));
+    const drawn = await testid('seat').evaluateAll((seats) =>
+      seats.map((s) => ({
+        id: s.getAttribute('data-seat-id'),
+        label: s.getAttribute('data-label'),
+        status: s.getAttribute('data-status'),
+        className: s.className,
+      })),
+    );
     expect(drawn).to.have.length(expected.length);
     const byId = new Map(drawn.map((s) => [s.id, s]));
     for (const seat of expected) {
@@ -318,15 +360,31 @@ describe('Operator console in a browser', function () {
       expect(byId.get(seat.id)!.className.split(/\s+/)).to.include(`seat-${seat.status}`);
     }
     const holds: Array<{ seat_id: string; status: string }> = await db()('seat_holds').where({ show_id: show.id }).select('seat_id', 'status');
-    const inDb = (status: string) => holds.filter((h) => h.status === status).map((h) => String(h.seat_id)).sort();
-    const onPage = (status: string) => drawn.filter((s) => s.status === status).map((s) => s.id!).sort();
-    expect(onPage('held')).to.deep.equal(inDb('held')).and.to.deep.equal([...held.seatIds].sort());
+    const inDb = (status: string) =>
+      holds
+        .filter((h) => h.status === status)
+        .map((h) => String(h.seat_id))
+        .sort();
+    const onPage = (status: string) =>
+      drawn
+        .filter((s) => s.status === status)
+        .map((s) => s.id!)
+        .sort();
+    expect(onPage('held'))
+      .to.deep.equal(inDb('held'))
+      .and.to.deep.equal([...held.seatIds].sort());
     expect(onPage('sold')).to.deep.equal(inDb('sold')).and.to.have.length(2);
-    for (const [status, n] of [['available', 48 - 5], ['held', 3], ['sold', 2]] as const) {
+    for (const [status, n] of [
+      ['available', 48 - 5],
+      ['held', 3],
+      ['sold', 2],
+    ] as const) {
       expect(await testid(`seat-count-${status}`).getAttribute('data-count')).to.equal(String(n));
     }
     // Drawn by row: A…D, twelve seats each, in seat order.
-    const rows = await page.locator('.seat-row').evaluateAll((els) => els.map((el) => [...el.querySelectorAll('[data-testid="seat"]')].map((s) => s.getAttribute('data-label'))));
+    const rows = await page
+      .locator('.seat-row')
+      .evaluateAll((els) => els.map((el) => [...el.querySelectorAll('[data-testid="seat"]')].map((s) => s.getAttribute('data-label'))));
     expect(rows).to.deep.equal(['A', 'B', 'C', 'D'].map((r) => Array.from({ length: 12 }, (_, i) => `${r}${i + 1}`)));
     await shot('seats');
   });
@@ -336,11 +394,19 @@ describe('Operator console in a browser', function () {
     await testid('live-status').and(page.locator('[data-state="live"]')).waitFor();
     // The page has caught up with the service (the seat map test just placed orders), and holds still.
     const before: number = (await sale.api.get('/api/admin/overview', ADMIN)).body.ordersAccepted.lastMinute;
-    await page.waitForFunction((n) => Number(document.querySelector('[data-testid="counter-orders-minute"] [data-testid="counter-value"]')?.textContent) === n, before, { timeout: 10_000 });
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-testid="counter-orders-minute"] [data-testid="counter-value"]')?.textContent) === n,
+      before,
+      { timeout: 10_000 },
+    );
     const updated = await testid('updated-at').textContent();
     await sale.api.order(sale.buyer, sale.show.id, sale.freshSeats(2));
     await sale.api.order(sale.buyer, sale.show.id, sale.freshSeats(1));
-    await page.waitForFunction((n) => Number(document.querySelector('[data-testid="counter-orders-minute"] [data-testid="counter-value"]')?.textContent) === n, before + 2, { timeout: 10_000 });
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('[data-testid="counter-orders-minute"] [data-testid="counter-value"]')?.textContent) === n,
+      before + 2,
+      { timeout: 10_000 },
+    );
     expect(await testid('updated-at').textContent()).to.not.equal(updated);
 
     // The service gone, then answering 503: the counters say so (and keep their last values).
@@ -350,7 +416,12 @@ describe('Operator console in a browser', function () {
     expect(await counter('counter-orders-minute')).to.equal(before + 2);
     await page.unroute('**/api/admin/overview');
     await page.route('**/api/admin/overview', (route) =>
-      route.fulfill({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' }, body: JSON.stringify({ error: { code: 'SERVICE_UNAVAILABLE', message: 'mysql is down' } }) }),
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        headers: { 'Retry-After': '1' },
+        body: JSON.stringify({ error: { code: 'SERVICE_UNAVAILABLE', message: 'mysql is down' } }),
+      }),
     );
     await testid('live-status').and(page.locator('[data-state="unavailable"]')).waitFor({ timeout: 10_000 });
     expect(await testid('live-status').textContent()).to.match(/Service unavailable \(503\)/);

@@ -31,7 +31,15 @@ const LOG_FILE = process.env.API_PROPERTY_LOG;
 const NOTIFY_SECRET = 'property-test-notify-secret-0123456789';
 
 /** The codes of input refused before it acts: such an answer must have written nothing. */
-const INPUT_ERRORS = new Set(['VALIDATION_FAILED', 'MALFORMED_JSON', 'BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'METHOD_NOT_ALLOWED', 'UNAUTHORIZED']);
+const INPUT_ERRORS = new Set([
+  'VALIDATION_FAILED',
+  'MALFORMED_JSON',
+  'BAD_REQUEST',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'METHOD_NOT_ALLOWED',
+  'UNAUTHORIZED',
+]);
 
 type Credential = 'user' | 'admin' | 'none';
 type IdPool = 'user' | 'show' | 'order' | 'saga' | 'failpoint' | 'console';
@@ -71,7 +79,14 @@ interface Generated {
 describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx, never 5xx (fast-check, seed ${SEED}, ${NUM_RUNS} requests)`, () => {
   const iso = isolate('props');
   let app: TestApp, api: Sale['api'], buyer: Sale['buyer'], show: Sale['show'];
-  const pools: Record<IdPool, string[]> = { user: [], show: [], order: [], saga: [], failpoint: ['order.order_add.after', 'pay.pay_money.before', 'x'], console: ['', 'index.html', 'app.js', 'console.css', 'vendor/preact-htm.js'] };
+  const pools: Record<IdPool, string[]> = {
+    user: [],
+    show: [],
+    order: [],
+    saga: [],
+    failpoint: ['order.order_add.after', 'pay.pay_money.before', 'x'],
+    console: ['', 'index.html', 'app.js', 'console.css', 'vendor/preact-htm.js'],
+  };
   const tokens: string[] = [];
   const accepted: string[] = [];
   const statuses = new Map<string, number>();
@@ -121,13 +136,26 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
       orderId: someOf([...pools.order]),
       amountCents: fc.oneof(fc.constant(show.priceCents), fc.integer({ min: 1, max: 10_000_000 })),
       txnId: fc.stringMatching(/^[\w.:-]{1,40}$/),
-      paidAt: fc.oneof({ weight: 3, arbitrary: fc.constant('now') }, { weight: 1, arbitrary: fc.date({ min: new Date('2020-01-01'), max: new Date('2035-01-01'), noInvalidDate: true }).map((d) => d.toISOString()) }),
+      paidAt: fc.oneof(
+        { weight: 3, arbitrary: fc.constant('now') },
+        { weight: 1, arbitrary: fc.date({ min: new Date('2020-01-01'), max: new Date('2035-01-01'), noInvalidDate: true }).map((d) => d.toISOString()) },
+      ),
     });
-    const waitMs = fc.oneof({ weight: 8, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constant('?waitMs=100') }, { weight: 3, arbitrary: fc.constantFrom('?waitMs=0', '?waitMs=100', '?waitMs=-1', '?waitMs=abc', '?waitMs=99999', '?waitMs=1e3', '?waitMs=', '?waitMs=1&waitMs=2') });
+    const waitMs = fc.oneof(
+      { weight: 8, arbitrary: fc.constant('') },
+      { weight: 1, arbitrary: fc.constant('?waitMs=100') },
+      {
+        weight: 3,
+        arbitrary: fc.constantFrom('?waitMs=0', '?waitMs=100', '?waitMs=-1', '?waitMs=abc', '?waitMs=99999', '?waitMs=1e3', '?waitMs=', '?waitMs=1&waitMs=2'),
+      },
+    );
     /** A query string drawn from the schema that reads it (its input side: strings), a value made awkward now and then. */
     const queryFrom = (schema: z.ZodType, overrides: Record<string, fc.Arbitrary<unknown>> = {}) =>
       fc
-        .tuple(arbitraryFromJsonSchema(z.toJSONSchema(schema, { io: 'input' }) as JsonSchema, { overrides }), fc.option(fc.tuple(fc.nat(), awkwardString), { freq: 3 }))
+        .tuple(
+          arbitraryFromJsonSchema(z.toJSONSchema(schema, { io: 'input' }) as JsonSchema, { overrides }),
+          fc.option(fc.tuple(fc.nat(), awkwardString), { freq: 3 }),
+        )
         .map(([params, awkward]) => {
           const entries = Object.entries(params as Record<string, unknown>).map(([k, v]): [string, string] => [k, String(v)]);
           // At most 4,000 characters: a request line over Node's 16 KiB is refused by its parser
@@ -137,11 +165,21 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
           return query ? `?${query}` : '';
         });
     return [
-      { method: 'POST', path: '/api/users', credential: 'none', body: fromSchema(schemas.createUser, { payPassword: fc.constantFrom('secret123', 'x'.repeat(128), 'pässwörd😀') }) },
+      {
+        method: 'POST',
+        path: '/api/users',
+        credential: 'none',
+        body: fromSchema(schemas.createUser, { payPassword: fc.constantFrom('secret123', 'x'.repeat(128), 'pässwörd😀') }),
+      },
       { method: 'GET', path: '/api/users/me', credential: 'user' },
       { method: 'POST', path: '/api/admin/users/:id/credits', ids: 'user', credential: 'admin', body: fromSchema(schemas.credit) },
       // Small shows: a valid show is 1..12 seats, so the run stays cheap.
-      { method: 'POST', path: '/api/admin/shows', credential: 'admin', body: fromSchema(schemas.createShow, { rows: fc.integer({ min: 1, max: 3 }), seatsPerRow: fc.integer({ min: 1, max: 4 }) }) },
+      {
+        method: 'POST',
+        path: '/api/admin/shows',
+        credential: 'admin',
+        body: fromSchema(schemas.createShow, { rows: fc.integer({ min: 1, max: 3 }), seatsPerRow: fc.integer({ min: 1, max: 4 }) }),
+      },
       { method: 'GET', path: '/api/shows/:id', ids: 'show', credential: 'none' },
       { method: 'GET', path: '/api/shows/:id/seats', ids: 'show', credential: 'none' },
       { method: 'POST', path: '/api/orders', credential: 'user', body: fromSchema(schemas.createOrder, ids), idempotent: true },
@@ -155,11 +193,25 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
       { method: 'GET', path: '/api/admin/sagas/:id', ids: 'saga', credential: 'admin' },
       { method: 'PUT', path: '/api/admin/failpoints/:id', ids: 'failpoint', credential: 'admin', body: fromSchema(schemas.failpoint) },
       // The operating routes of the contract, and the console's page and files.
-      { method: 'GET', path: '/api/admin/sagas', credential: 'admin', query: queryFrom(operatorSchemas.sagaSearch, { orderId: someOf([...pools.order]), userId: someOf([...pools.user]), limit: fc.integer({ min: 1, max: 200 }).map(String) }) },
+      {
+        method: 'GET',
+        path: '/api/admin/sagas',
+        credential: 'admin',
+        query: queryFrom(operatorSchemas.sagaSearch, {
+          orderId: someOf([...pools.order]),
+          userId: someOf([...pools.user]),
+          limit: fc.integer({ min: 1, max: 200 }).map(String),
+        }),
+      },
       { method: 'GET', path: '/api/admin/sagas/stats', credential: 'admin' },
       { method: 'POST', path: '/api/admin/sagas/:id/redrive', ids: 'saga', credential: 'admin' },
       { method: 'GET', path: '/api/admin/dead-letters', credential: 'admin', query: queryFrom(operatorSchemas.deadLetterList) },
-      { method: 'POST', path: '/api/admin/dead-letters/redrive', credential: 'admin', body: fromSchema(operatorSchemas.deadLetterRedrive, { 'sagaIds[]': someOf([...pools.saga]) }) },
+      {
+        method: 'POST',
+        path: '/api/admin/dead-letters/redrive',
+        credential: 'admin',
+        body: fromSchema(operatorSchemas.deadLetterRedrive, { 'sagaIds[]': someOf([...pools.saga]) }),
+      },
       { method: 'GET', path: '/api/admin/overview', credential: 'admin' },
       { method: 'GET', path: '/console/:id', ids: 'console', credential: 'none' },
       { method: 'GET', path: '/livez', credential: 'none' },
@@ -180,14 +232,19 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
         spec: fc.constant(spec),
         method: rarely(fc.constantFrom('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS')),
         pathId: fc.oneof({ weight: 6, arbitrary: fc.nat().map((real) => ({ real })) }, { weight: 2, arbitrary: awkwardPathSegment.map((raw) => ({ raw })) }),
-        query: spec.query ?? fc.oneof({ weight: 9, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('?a=1', '?__proto__=x', '?a[b]=c', '?%zz=1', '?' + 'q'.repeat(3000)) }),
+        query:
+          spec.query ??
+          fc.oneof(
+            { weight: 9, arbitrary: fc.constant('') },
+            { weight: 1, arbitrary: fc.constantFrom('?a=1', '?__proto__=x', '?a[b]=c', '?%zz=1', '?' + 'q'.repeat(3000)) },
+          ),
         body: spec.body ? fc.option(mutatedBody(spec.body), { freq: 12, nil: null }) : rarely(mutatedBody(noBody), 2),
         encoding: contentEncoding,
         contentType,
         chunked: fc.oneof({ weight: 8, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
         credential: fc.oneof(
           { weight: 12, arbitrary: fc.constant('right' as const) },
-          { weight: 1, arbitrary: fc.constantFrom('none', 'otherUser', 'admin', 'garbage', 'forged', 'lowercase') as fc.Arbitrary<Generated['credential']> },
+          { weight: 1, arbitrary: fc.constantFrom('none', 'otherUser', 'admin', 'garbage', 'forged', 'lowercase') },
         ),
         credentialGarbage: headerValue,
         idempotencyKey: spec.idempotent
@@ -223,7 +280,9 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
       let raw = g.body;
       if (spec.signed) raw = Buffer.from(raw.toString('utf8').replace('"paidAt":"now"', `"paidAt":"${new Date().toISOString()}"`));
       if (spec.signed && g.signature !== 'none') {
-        const mac = createHmac('sha256', g.signature === 'right' ? NOTIFY_SECRET : 'wrong').update(raw).digest('hex');
+        const mac = createHmac('sha256', g.signature === 'right' ? NOTIFY_SECRET : 'wrong')
+          .update(raw)
+          .digest('hex');
         headers['X-Payment-Signature'] = `sha256=${mac}`;
       }
       const encoded = encodeBody(raw, g.encoding);
@@ -261,11 +320,17 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
       const reply = await rawRequest(app.url!, request);
       const what = `${request.method} ${request.path.slice(0, 200)} ${JSON.stringify(request.headers)} body ${request.body?.length ?? 0} bytes: ${request.body?.toString('utf8').slice(0, 300)}\n  -> ${reply.status} ${reply.text.slice(0, 300)}`;
       const kind = `${Math.floor(reply.status / 100)}xx`;
-      if (LOG_FILE) appendFileSync(LOG_FILE, `${generated.spec.method} ${generated.spec.path} ${request.method} ${reply.status} ${reply.body?.error?.code ?? ''} ${reply.body?.error?.message?.slice(0, 80) ?? ''}\n`);
+      if (LOG_FILE)
+        appendFileSync(
+          LOG_FILE,
+          `${generated.spec.method} ${generated.spec.path} ${request.method} ${reply.status} ${reply.body?.error?.code ?? ''} ${reply.body?.error?.message?.slice(0, 80) ?? ''}\n`,
+        );
       statuses.set(kind, (statuses.get(kind) ?? 0) + 1);
       // The console's static files redirect a directory to its slash form (serve-static), on this origin.
       const consoleRedirect = request.path.startsWith('/console/') && reply.status === 301 && String(reply.headers.location).startsWith('/console/');
-      expect((reply.status >= 200 && reply.status < 300) || (reply.status >= 400 && reply.status < 500) || consoleRedirect, `not 2xx or 4xx: ${what}`).to.equal(true);
+      expect((reply.status >= 200 && reply.status < 300) || (reply.status >= 400 && reply.status < 500) || consoleRedirect, `not 2xx or 4xx: ${what}`).to.equal(
+        true,
+      );
       if (reply.status >= 400 && request.method !== 'HEAD') {
         expect(hasErrorShape(reply.body), `no error shape: ${what}`).to.equal(true);
         if (reply.status === 405) expect(reply.headers.allow, `405 without Allow: ${what}`).to.be.a('string');
@@ -288,7 +353,9 @@ describe(`HTTP API properties: generated and mutated requests answer 2xx or 4xx,
     const showIds: string[] = await app.db('shows').pluck('id');
     for (const showId of showIds) {
       await waitFor(`seat invariants of show ${showId}`, async () => (await checkSeatInvariants(app, showId), true), 10_000, 100);
-      const ofShow: string[] = accepted.length ? await app.db('reservations').whereIn('order_id', accepted).andWhere({ show_id: showId }).pluck('order_id') : [];
+      const ofShow: string[] = accepted.length
+        ? await app.db('reservations').whereIn('order_id', accepted).andWhere({ show_id: showId }).pluck('order_id')
+        : [];
       await waitFor(`reservations of show ${showId} resolved`, async () => (await checkReservationsResolved(app, showId, ofShow), true), 10_000, 100);
     }
     expect(await checkMoneyInvariant(app)).to.be.at.least(2);

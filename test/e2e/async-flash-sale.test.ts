@@ -42,7 +42,10 @@ describe('Async orders under a flash sale', () => {
     const accepted = replies.filter((r) => r.status === 202).map((r) => r.body.orderId as string);
     const refused = replies.filter((r) => r.status !== 202);
     const codes = new Set(refused.map((r) => `${r.status} ${r.body?.error?.code}`));
-    expect([...codes].every((c) => c === '409 SOLD_OUT' || c === '409 SEATS_TAKEN'), [...codes].join(', ')).to.equal(true);
+    expect(
+      [...codes].every((c) => c === '409 SOLD_OUT' || c === '409 SEATS_TAKEN'),
+      [...codes].join(', '),
+    ).to.equal(true);
     expect(accepted).to.have.length(100);
 
     await allResolved(app, accepted);
@@ -55,10 +58,15 @@ describe('Async orders under a flash sale', () => {
     const [{ n }] = await app.db('orders').where({ show_id: show.id }).count({ n: '*' });
     expect(Number(n)).to.equal(100);
     // The consumer acks a batch's run in one frame: none may be left unacknowledged behind it.
-    await waitFor('the order queue empty and nothing unacknowledged', async () => {
-      const queue = await managedQueue(app.topology.asyncOrders.queue.name);
-      return queue.consumers > 0 && queue.messages_ready === 0 && queue.messages_unacknowledged === 0;
-    }, 20_000, 500);
+    await waitFor(
+      'the order queue empty and nothing unacknowledged',
+      async () => {
+        const queue = await managedQueue(app.topology.asyncOrders.queue.name);
+        return queue.consumers > 0 && queue.messages_ready === 0 && queue.messages_unacknowledged === 0;
+      },
+      20_000,
+      500,
+    );
   });
 });
 
@@ -90,10 +98,15 @@ describe('Async orders when Redis loses its data', () => {
     // Until the queue holds nothing older than the rebuild, the rebuilt show takes no async orders.
     expect(settling.length, 'refused while the rebuilt view settles').to.be.greaterThan(0);
     expect(settling.every((r) => r.headers.get('retry-after') !== null)).to.equal(true);
-    const third = await waitFor('the rebuilt view takes orders again', async () => {
-      const replies = await wave(150, 600);
-      return replies.some((r) => r.status === 202) ? replies : null;
-    }, 30_000, 500);
+    const third = await waitFor(
+      'the rebuilt view takes orders again',
+      async () => {
+        const replies = await wave(150, 600);
+        return replies.some((r) => r.status === 202) ? replies : null;
+      },
+      30_000,
+      500,
+    );
 
     const all = [...first, ...second, ...third];
     const accepted = all.filter((r) => r.status === 202).map((r) => r.body.orderId as string);

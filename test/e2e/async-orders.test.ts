@@ -121,13 +121,20 @@ describe('Async orders (the flash-sale path)', () => {
     // The sold-out answer comes early, but never before the token and the body are checked.
     expect((await api.post('/api/orders/async', { showId: show.id, quantity: 1 })).status).to.equal(401);
     expect((await api.post('/api/orders/async', { showId: show.id, quantity: 0 }, buyer.auth)).body.error.code).to.equal('VALIDATION_FAILED');
-    expect((await api.post('/api/orders/async', '{"showId":', { ...buyer.auth, 'Content-Type': 'application/json' })).body.error.code).to.equal('MALFORMED_JSON');
+    expect((await api.post('/api/orders/async', '{"showId":', { ...buyer.auth, 'Content-Type': 'application/json' })).body.error.code).to.equal(
+      'MALFORMED_JSON',
+    );
 
     expect((await api.post(`/api/orders/${placed.body.id}/cancel`, undefined, buyer.auth)).status).to.equal(200);
-    const again = await waitFor('seats back on sale', async () => {
-      const reply = await api.post('/api/orders/async', { showId: show.id, quantity: 2 }, buyer.auth);
-      return reply.status === 202 ? reply : null;
-    }, 10_000, 100);
+    const again = await waitFor(
+      'seats back on sale',
+      async () => {
+        const reply = await api.post('/api/orders/async', { showId: show.id, quantity: 2 }, buyer.auth);
+        return reply.status === 202 ? reply : null;
+      },
+      10_000,
+      100,
+    );
     expect(again.body.status).to.equal('QUEUED');
   });
 
@@ -166,7 +173,11 @@ describe('Async orders that wait too long', () => {
   let sale: Sale;
 
   before(async () => {
-    sale = await startSale(iso, { rows: 1, seatsPerRow: 10, env: { ORDER_MAX_QUEUE_DELAY_MS: '2000', RESERVATION_RECONCILE_AFTER_MS: '4000', REPEAT_SUBMIT_WINDOW_MS: '0', ASYNC_ORDER_BATCH_LINGER_MS: '200' } });
+    sale = await startSale(iso, {
+      rows: 1,
+      seatsPerRow: 10,
+      env: { ORDER_MAX_QUEUE_DELAY_MS: '2000', RESERVATION_RECONCILE_AFTER_MS: '4000', REPEAT_SUBMIT_WINDOW_MS: '0', ASYNC_ORDER_BATCH_LINGER_MS: '200' },
+    });
   });
   after(() => cleanup(iso, [sale?.app]));
 
@@ -195,7 +206,10 @@ describe('Async orders that wait too long', () => {
 
   it('When the order is persisted after its waiter gave up, then both are counted', async () => {
     const { api, buyer, show } = sale;
-    const before = { timeouts: await metric('seat_saga_async_order_wait_timeouts_total'), late: await metric('seat_saga_async_orders_persisted_after_waiter_gave_up_total') };
+    const before = {
+      timeouts: await metric('seat_saga_async_order_wait_timeouts_total'),
+      late: await metric('seat_saga_async_orders_persisted_after_waiter_gave_up_total'),
+    };
     await api.setFailpoint('async_order.consume.before', { action: 'delay', ms: 600, count: 1 });
     const reply = await api.post('/api/orders/async?waitMs=200', { showId: show.id, seatIds: sale.freshSeats(1) }, buyer.auth);
     expect(reply.status).to.equal(202);
@@ -223,18 +237,27 @@ describe('Async orders that wait too long', () => {
     const deadLettered = await metric(`seat_saga_messages_dead_lettered_total{queue="${app.topology.asyncOrders.queue.name}",reason="unprocessable"}`);
     // A message naming a seat that does not exist (the API never sends one), then a real order,
     // within one batch (the linger is 200 ms here).
-    await app.broker.publish(app.topology.asyncOrders.exchange, app.topology.asyncOrders.routingKey, {
-      orderId: '123456789',
-      userId: buyer.id,
-      showId: show.id,
-      seatIds: ['999999999'],
-      priceCents: 100,
-      reservedAt: Date.now(),
-      waitMs: 0,
-    }, { messageId: 'order:123456789' });
+    await app.broker.publish(
+      app.topology.asyncOrders.exchange,
+      app.topology.asyncOrders.routingKey,
+      {
+        orderId: '123456789',
+        userId: buyer.id,
+        showId: show.id,
+        seatIds: ['999999999'],
+        priceCents: 100,
+        reservedAt: Date.now(),
+        waitMs: 0,
+      },
+      { messageId: 'order:123456789' },
+    );
     const good = await api.post('/api/orders/async?waitMs=5000', { showId: show.id, seatIds: sale.freshSeats(1) }, buyer.auth);
     expect(good.status, JSON.stringify(good.body)).to.equal(201);
-    await waitFor('the bad message in the DLQ', async () => (await metric(`seat_saga_messages_dead_lettered_total{queue="${app.topology.asyncOrders.queue.name}",reason="unprocessable"}`)) === deadLettered + 1);
+    await waitFor(
+      'the bad message in the DLQ',
+      async () =>
+        (await metric(`seat_saga_messages_dead_lettered_total{queue="${app.topology.asyncOrders.queue.name}",reason="unprocessable"}`)) === deadLettered + 1,
+    );
     expect(await app.db('orders').where({ id: '123456789' }).first()).to.equal(undefined);
     const dlq = await app.broker.withChannel((channel) => channel.checkQueue(app.topology.asyncOrders.queue.deadLetterQueue));
     expect(dlq.messageCount).to.equal(1);

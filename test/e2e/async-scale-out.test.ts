@@ -36,7 +36,10 @@ describe('Async orders with several API and worker processes side by side', () =
       buyers.map((buyer, i) => apis[i % 2].post(`/api/orders/async${i % 4 === 0 ? '?waitMs=10000' : ''}`, { showId: show.id, quantity: 1 }, buyer.auth)),
     );
     const statuses = replies.map((r) => r.status);
-    expect(statuses.filter((s) => s !== 201 && s !== 202 && s !== 409), JSON.stringify(replies.find((r) => r.status >= 500)?.body)).to.deep.equal([]);
+    expect(
+      statuses.filter((s) => s !== 201 && s !== 202 && s !== 409),
+      JSON.stringify(replies.find((r) => r.status >= 500)?.body),
+    ).to.deep.equal([]);
     const placed = replies.filter((r) => r.status === 201 || r.status === 202).map((r) => (r.status === 201 ? r.body.id : r.body.orderId) as string);
     expect(placed).to.have.length(1_000);
     expect(replies.filter((r) => r.status === 409).every((r) => r.body.error.code === 'SOLD_OUT')).to.equal(true);

@@ -39,19 +39,20 @@ describe('Order saga under concurrent requests', () => {
   it('When 500 orders of random seat pairs race on a 100-seat show, then no seat is in two orders and sold + held + available = total', async () => {
     const show = await api.createShow(10, 10);
     let seed = 42;
-    const random = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
     const pairs = Array.from({ length: 500 }, () => {
       const a = Math.floor(random() * 100);
       let b = Math.floor(random() * 99);
       if (b >= a) b += 1;
       return [show.seatIds[a], show.seatIds[b]];
     });
-    const replies = await Promise.all(
-      pairs.map((seatIds, i) => api.post('/api/orders', { showId: show.id, seatIds }, buyers[i % buyers.length].auth)),
-    );
+    const replies = await Promise.all(pairs.map((seatIds, i) => api.post('/api/orders', { showId: show.id, seatIds }, buyers[i % buyers.length].auth)));
     const created = replies.filter((r) => r.status === 201);
     const others = replies.filter((r) => r.status !== 201);
-    expect(others.every((r) => r.status === 409 && r.body.error.code === 'SEATS_TAKEN'), JSON.stringify(others.find((r) => r.status !== 409)?.body)).to.equal(true);
+    expect(
+      others.every((r) => r.status === 409 && r.body.error.code === 'SEATS_TAKEN'),
+      JSON.stringify(others.find((r) => r.status !== 409)?.body),
+    ).to.equal(true);
     expect(created.length).to.be.within(1, 50);
 
     // No seat in two created orders.

@@ -62,7 +62,11 @@ describe('Unpaid-order expiry', function () {
     let sale: Sale;
     before(async () => {
       // A long linger gathers the orders into one batch; only the durable trigger may expire them.
-      sale = await startSale(iso, { rows: 1, seatsPerRow: 30, env: { EXPIRY_TRIGGERS: 'delay-queue', PAYMENT_WINDOW_MS: '1500', ASYNC_ORDER_BATCH_LINGER_MS: '300', REPEAT_SUBMIT_WINDOW_MS: '0' } });
+      sale = await startSale(iso, {
+        rows: 1,
+        seatsPerRow: 30,
+        env: { EXPIRY_TRIGGERS: 'delay-queue', PAYMENT_WINDOW_MS: '1500', ASYNC_ORDER_BATCH_LINGER_MS: '300', REPEAT_SUBMIT_WINDOW_MS: '0' },
+      });
     });
     after(() => cleanup(iso, [sale?.app]));
 
@@ -73,7 +77,10 @@ describe('Unpaid-order expiry', function () {
       expect(replies.map((r) => r.status)).to.deep.equal(buyers.map(() => 202));
       const orderIds = replies.map((r) => r.body.orderId as string);
       await allResolved(app, orderIds);
-      const messages: Array<{ message_id: string; payload: string }> = await app.db('outbox').where({ exchange: app.topology.expiry.exchange }).select('message_id', 'payload');
+      const messages: Array<{ message_id: string; payload: string }> = await app
+        .db('outbox')
+        .where({ exchange: app.topology.expiry.exchange })
+        .select('message_id', 'payload');
       expect(messages.length, 'fewer messages than orders').to.be.below(20);
       const named = messages.flatMap((m) => {
         const payload = JSON.parse(m.payload);
@@ -81,7 +88,12 @@ describe('Unpaid-order expiry', function () {
       });
       expect([...named].sort(), 'every order named once').to.deep.equal([...orderIds].sort());
 
-      await waitFor('every order EXPIRED', async () => Number((await app.db('orders').whereIn('id', orderIds).where({ status: 'EXPIRED' }).count({ n: '*' }))[0].n) === 20, 20_000, 100);
+      await waitFor(
+        'every order EXPIRED',
+        async () => Number((await app.db('orders').whereIn('id', orderIds).where({ status: 'EXPIRED' }).count({ n: '*' }))[0].n) === 20,
+        20_000,
+        100,
+      );
       // Never before its own deadline: the database decides, the message only asks.
       const early = await app.db('orders').whereIn('id', orderIds).whereRaw('updated_at < expires_at').count({ n: '*' });
       expect(Number(early[0].n)).to.equal(0);
@@ -134,7 +146,7 @@ describe('Unpaid-order expiry', function () {
     after(() => cleanup(iso, [sale?.app]));
 
     it('When the service starts, then Redis sends expired-key events (notify-keyspace-events has E and x)', async () => {
-      const [, flags] = (await sale.app.redis.config('GET', 'notify-keyspace-events')) as string[];
+      const [, flags] = await sale.app.redis.config('GET', 'notify-keyspace-events');
       expect(flags).to.include('E');
       expect(flags.includes('x') || flags.includes('A')).to.equal(true);
     });
@@ -161,7 +173,7 @@ describe('Unpaid-order expiry', function () {
       expect(await sale.api.balance(sale.buyer)).to.equal(before);
     });
 
-    it('When 50 pays race their orders\' expiry, then each order ends PAID or EXPIRED, never both, and money is conserved in every run', async () => {
+    it("When 50 pays race their orders' expiry, then each order ends PAID or EXPIRED, never both, and money is conserved in every run", async () => {
       const { api, app, buyer, show } = sale;
       // A pay that passed its checks then dawdles 300 ms after deducting: around the deadline it
       // loses to the expiry and must give the money back.
@@ -180,10 +192,21 @@ describe('Unpaid-order expiry', function () {
         }),
       );
       await api.setFailpoint('pay.pay_money.after', { action: 'off' });
-      await waitFor('every order settled', async () => {
-        const pending = await app.db('orders').whereIn('id', orders.map((o) => o.id)).where('status', 'PENDING_PAYMENT').first();
-        return !pending && (await sagasSettled(app));
-      }, 30_000);
+      await waitFor(
+        'every order settled',
+        async () => {
+          const pending = await app
+            .db('orders')
+            .whereIn(
+              'id',
+              orders.map((o) => o.id),
+            )
+            .where('status', 'PENDING_PAYMENT')
+            .first();
+          return !pending && (await sagasSettled(app));
+        },
+        30_000,
+      );
 
       let paidTotal = 0;
       const outcome: Record<string, number> = {};

@@ -61,21 +61,45 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     it('When a JSON body says Content-Encoding: gzip but is not gzip, then 400 BAD_REQUEST on every JSON route', async () => {
       const gzipHeaders = { ...json, 'Content-Encoding': 'gzip' };
       await expectRefused({ method: 'POST', path: '/api/users', headers: gzipHeaders, body: notGzip }, 400, 'BAD_REQUEST');
-      await expectRefused({ method: 'POST', path: '/api/orders', headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-1' }, body: notGzip }, 400, 'BAD_REQUEST');
-      await expectRefused({ method: 'POST', path: `/api/orders/${orderId}/pay`, headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-2' }, body: notGzip }, 400, 'BAD_REQUEST');
+      await expectRefused(
+        { method: 'POST', path: '/api/orders', headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-1' }, body: notGzip },
+        400,
+        'BAD_REQUEST',
+      );
+      await expectRefused(
+        { method: 'POST', path: `/api/orders/${orderId}/pay`, headers: { ...gzipHeaders, ...buyer.auth, 'Idempotency-Key': 'gz-2' }, body: notGzip },
+        400,
+        'BAD_REQUEST',
+      );
       await expectRefused({ method: 'POST', path: '/api/admin/shows', headers: { ...gzipHeaders, ...ADMIN }, body: notGzip }, 400, 'BAD_REQUEST');
       await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...gzipHeaders, ...buyer.auth }, body: notGzip }, 400, 'BAD_REQUEST');
     });
 
     it('When the payment callback says Content-Encoding: gzip but is not gzip, then 400 BAD_REQUEST', async () => {
-      await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'gzip' }, body: notGzip }, 400, 'BAD_REQUEST');
-      await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'deflate' }, body: 'xx' }, 400, 'BAD_REQUEST');
+      await expectRefused(
+        { method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'gzip' }, body: notGzip },
+        400,
+        'BAD_REQUEST',
+      );
+      await expectRefused(
+        { method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': 'deflate' }, body: 'xx' },
+        400,
+        'BAD_REQUEST',
+      );
     });
 
     it('When the Content-Encoding is unknown, then 415 UNSUPPORTED_MEDIA_TYPE, also on the payment callback', async () => {
       for (const encoding of ['compress', 'x-unknown', 'gzip, gzip']) {
-        await expectRefused({ method: 'POST', path: '/api/users', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip }, 415, 'UNSUPPORTED_MEDIA_TYPE');
-        await expectRefused({ method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip }, 415, 'UNSUPPORTED_MEDIA_TYPE');
+        await expectRefused(
+          { method: 'POST', path: '/api/users', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip },
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+        );
+        await expectRefused(
+          { method: 'POST', path: '/api/payments/notify', headers: { ...json, 'Content-Encoding': encoding }, body: notGzip },
+          415,
+          'UNSUPPORTED_MEDIA_TYPE',
+        );
       }
     });
 
@@ -86,10 +110,19 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
 
     it('When a gzip async order reaches the sold-out fast path, then it is not read there: Express inflates and answers it', async () => {
       const forSoldOut = gzipSync(JSON.stringify({ showId: soldOutShowId, quantity: 1 }));
-      const reply = await send({ method: 'POST', path: '/api/orders/async', headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth }, body: forSoldOut });
+      const reply = await send({
+        method: 'POST',
+        path: '/api/orders/async',
+        headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth },
+        body: forSoldOut,
+      });
       expect(reply.status, reply.text).to.equal(409);
       expect(reply.body.error.code).to.equal('SOLD_OUT');
-      await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth }, body: '{"showId":"1","quantity":1}' }, 400, 'BAD_REQUEST');
+      await expectRefused(
+        { method: 'POST', path: '/api/orders/async', headers: { ...json, 'Content-Encoding': 'gzip', ...buyer.auth }, body: '{"showId":"1","quantity":1}' },
+        400,
+        'BAD_REQUEST',
+      );
     });
   });
 
@@ -110,7 +143,16 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     it('When a path id holds a malformed percent-escape, then 400 or 404 with the error shape on every route with an id', async () => {
       for (const id of bad) {
         for (const [method, path, headers] of paths(id)) {
-          const body = method === 'GET' ? undefined : path.endsWith('/pay') ? '{"payPassword":"pay-secret"}' : path.endsWith('/credits') ? '{"amountCents":100}' : path.includes('failpoints') ? '{"action":"off"}' : undefined;
+          const body =
+            method === 'GET'
+              ? undefined
+              : path.endsWith('/pay')
+                ? '{"payPassword":"pay-secret"}'
+                : path.endsWith('/credits')
+                  ? '{"amountCents":100}'
+                  : path.includes('failpoints')
+                    ? '{"action":"off"}'
+                    : undefined;
           await expectRefused({ method, path, headers: { ...(body ? json : {}), ...headers }, body }, [400, 404]);
         }
       }
@@ -155,7 +197,11 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       const at32 = await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: nestedInObject(32) }, 400);
       expect(at32.body.error.code).to.equal('VALIDATION_FAILED');
       await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: nestedInObject(33) }, 400, 'MALFORMED_JSON');
-      await expectRefused({ method: 'POST', path: '/api/users', headers: json, body: `{"x":${nested(20, '{"y":' + nested(12) + '}')}}` }, 400, 'MALFORMED_JSON');
+      await expectRefused(
+        { method: 'POST', path: '/api/users', headers: json, body: `{"x":${nested(20, '{"y":' + nested(12) + '}')}}` },
+        400,
+        'MALFORMED_JSON',
+      );
     });
   });
 
@@ -170,7 +216,11 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
 
     it('When an order with an Idempotency-Key names a seat of another show (found after the claim), then its 400 is not stored and the corrected retry runs', async () => {
       const headers = { ...json, ...buyer.auth, 'Idempotency-Key': 'fix-me-seats' };
-      await expectRefused({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: [seatOfAnotherShow] }) }, 400, 'VALIDATION_FAILED');
+      await expectRefused(
+        { method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: [seatOfAnotherShow] }) },
+        400,
+        'VALIDATION_FAILED',
+      );
       const fixed = await send({ method: 'POST', path: '/api/orders', headers, body: JSON.stringify({ showId: show.id, seatIds: freshSeats(1) }) });
       expect(fixed.status, fixed.text).to.equal(201);
     });
@@ -192,7 +242,12 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
         const reply = await expectRefused({ method: 'POST', path: '/api/admin/shows', headers: { ...json, ...ADMIN }, body }, 400, 'VALIDATION_FAILED');
         expect(reply.body.error.details.issues[0].field).to.equal('startsAt');
       }
-      const latest = await send({ method: 'POST', path: '/api/admin/shows', headers: { ...json, ...ADMIN }, body: JSON.stringify({ title: 't', startsAt: '9999-12-31T23:59:59+01:00', priceCents: 100, rows: 1, seatsPerRow: 1 }) });
+      const latest = await send({
+        method: 'POST',
+        path: '/api/admin/shows',
+        headers: { ...json, ...ADMIN },
+        body: JSON.stringify({ title: 't', startsAt: '9999-12-31T23:59:59+01:00', priceCents: 100, rows: 1, seatsPerRow: 1 }),
+      });
       expect(latest.status, latest.text).to.equal(201);
     });
   });
@@ -201,7 +256,9 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     it('When an async order fits neither of its forms, then the message says what each form lacked', async () => {
       const body = JSON.stringify({ showId: show.id, seatIds: [show.seatIds[5]], quantity: 1 });
       const reply = await expectRefused({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body }, 400, 'VALIDATION_FAILED');
-      expect(reply.body.error.message).to.equal('(body): matches none of the accepted forms: (1) (body): unknown field(s): quantity; (2) (body): unknown field(s): seatIds');
+      expect(reply.body.error.message).to.equal(
+        '(body): matches none of the accepted forms: (1) (body): unknown field(s): quantity; (2) (body): unknown field(s): seatIds',
+      );
     });
   });
 
@@ -261,14 +318,22 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
       ['headers over 16 KiB', `GET /api/orders?x=${'q'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'HEADERS_TOO_LARGE'],
       ['a request line that is not HTTP', 'NOT HTTP AT ALL\r\n\r\n', 400, 'BAD_REQUEST'],
       ['a header name that is not a token', 'GET /livez HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n', 400, 'BAD_REQUEST'],
-      ['both Content-Length and Transfer-Encoding', 'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'BAD_REQUEST'],
+      [
+        'both Content-Length and Transfer-Encoding',
+        'POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+        400,
+        'BAD_REQUEST',
+      ],
     ];
     for (const [name, bytes, status, code] of cases) {
       it(`When a request has ${name}, then ${status} ${code} with the error shape and the API's headers`, async () => {
         const answer = await exchange(bytes);
         const [head, body] = answer.split('\r\n\r\n');
         expect(head.split('\r\n')[0]).to.match(new RegExp(`^HTTP/1.1 ${status} `));
-        expect(head).to.match(/\r\nX-Content-Type-Options: nosniff\r\n/).and.match(/\r\nCache-Control: no-store\r\n/).and.match(/\r\nConnection: close/);
+        expect(head)
+          .to.match(/\r\nX-Content-Type-Options: nosniff\r\n/)
+          .and.match(/\r\nCache-Control: no-store\r\n/)
+          .and.match(/\r\nConnection: close/);
         const parsed = JSON.parse(body);
         expect(hasErrorShape(parsed), body).to.equal(true);
         expect(parsed.error.code).to.equal(code);
@@ -277,7 +342,15 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
   });
 
   describe('Security headers', () => {
-    const securityHeaderNames = ['x-content-type-options', 'referrer-policy', 'content-security-policy', 'strict-transport-security', 'x-frame-options', 'cross-origin-opener-policy', 'cross-origin-resource-policy'];
+    const securityHeaderNames = [
+      'x-content-type-options',
+      'referrer-policy',
+      'content-security-policy',
+      'strict-transport-security',
+      'x-frame-options',
+      'cross-origin-opener-policy',
+      'cross-origin-resource-policy',
+    ];
 
     function expectSecurityHeaders(reply: RawReply, what: string) {
       expect(reply.headers['x-content-type-options'], what).to.equal('nosniff');
@@ -323,7 +396,12 @@ describe('Hardening: input that must answer 4xx, never 500', () => {
     });
 
     it('When the sold-out fast path answers, then it carries the same security headers as Express and no-store', async () => {
-      const fast = await send({ method: 'POST', path: '/api/orders/async', headers: { ...json, ...buyer.auth }, body: JSON.stringify({ showId: soldOutShowId, quantity: 1 }) });
+      const fast = await send({
+        method: 'POST',
+        path: '/api/orders/async',
+        headers: { ...json, ...buyer.auth },
+        body: JSON.stringify({ showId: soldOutShowId, quantity: 1 }),
+      });
       expect(fast.status).to.equal(409);
       expect(fast.body.error.code).to.equal('SOLD_OUT');
       const viaExpress = await send({ method: 'GET', path: '/api/users/me', headers: buyer.auth });

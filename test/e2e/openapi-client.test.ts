@@ -59,7 +59,11 @@ describe('The generated client (openapi-typescript + openapi-fetch)', () => {
     expect(seats.data).to.have.length(10);
     const seatIds = seats.data!.slice(0, 2).map((s) => s.id);
 
-    const ordered = await client.POST('/api/orders', { body: { showId, seatIds }, headers: auth, params: { header: { 'Idempotency-Key': `typed-${Date.now()}` } } });
+    const ordered = await client.POST('/api/orders', {
+      body: { showId, seatIds },
+      headers: auth,
+      params: { header: { 'Idempotency-Key': `typed-${Date.now()}` } },
+    });
     expect(ordered.response.status).to.equal(201);
     const order = ordered.data!;
     expect(order).to.include({ status: 'PENDING_PAYMENT', showId, totalCents: 5_000 });

@@ -7,7 +7,10 @@ import { readFileSync } from 'node:fs';
 import { API_TYPES_FILE, generateApiTypes } from '../../tools/openapi-types';
 
 /** Stands in for every dependency: building the app's routes touches none of them. */
-const inert: any = new Proxy(function () {}, { get: (_t, key) => (key === 'isLevelEnabled' ? () => false : key === 'adminToken' ? 'inert-token' : key === 'then' ? undefined : inert), apply: () => inert });
+const inert: any = new Proxy(function () {}, {
+  get: (_t, key) => (key === 'isLevelEnabled' ? () => false : key === 'adminToken' ? 'inert-token' : key === 'then' ? undefined : inert),
+  apply: () => inert,
+});
 
 /** What the router keeps of each `use`, route and mounted router (router 2.x, Express 5). */
 interface Layer {

@@ -4,13 +4,29 @@ import { cleanup, isolate, startSale, type Sale } from '../support/fixture';
 import { ADMIN, waitFor } from '../support/http';
 import { checkSeatInvariants, sagasSettled } from '../support/invariants';
 
-type SagaItem = { id: string; type: string; status: string; failedTag: string | null; orderId: string | null; userId: string | null; createdAt: string; updatedAt: string; finishedAt: string | null };
+type SagaItem = {
+  id: string;
+  type: string;
+  status: string;
+  failedTag: string | null;
+  orderId: string | null;
+  userId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+};
 
 describe('Operator API: search, stats and timelines', function () {
   this.timeout(60_000);
   const iso = isolate('opsearch');
   let sale: Sale;
-  const made: { completed: string[]; failed: string[]; payFailed: string; cancel: string; orderId: string } = { completed: [], failed: [], payFailed: '', cancel: '', orderId: '' };
+  const made: { completed: string[]; failed: string[]; payFailed: string; cancel: string; orderId: string } = {
+    completed: [],
+    failed: [],
+    payFailed: '',
+    cancel: '',
+    orderId: '',
+  };
 
   before(async () => {
     sale = await startSale(iso, { env: { RETRY_DELAYS_MS: '100', MAX_DELIVERIES: '5' }, rows: 4 });
@@ -59,7 +75,9 @@ describe('Operator API: search, stats and timelines', function () {
   it('When filters are given, then each one narrows the list as the database says, and they combine', async () => {
     const ids = async (query: string) => (await search(query)).body.items.map((s: SagaItem) => s.id);
     const db = sale.app.db;
-    expect(await ids('?status=COMPENSATED&type=order')).to.deep.equal(await db('sagas').where({ status: 'COMPENSATED', type: 'order' }).orderBy('id', 'desc').pluck('id'));
+    expect(await ids('?status=COMPENSATED&type=order')).to.deep.equal(
+      await db('sagas').where({ status: 'COMPENSATED', type: 'order' }).orderBy('id', 'desc').pluck('id'),
+    );
     expect(await ids('?tag=order_add_cancel')).to.deep.equal([...made.failed].reverse());
     expect(await ids('?type=pay')).to.deep.equal([made.payFailed]);
     expect(await ids('?type=cancel&status=COMPENSATED')).to.deep.equal([made.cancel]);
@@ -76,7 +94,18 @@ describe('Operator API: search, stats and timelines', function () {
   });
 
   it('When a filter is bad, then 400 VALIDATION_FAILED names it; without the admin token, 401', async () => {
-    for (const query of ['?status=BOGUS', '?limit=0', '?limit=201', '?limit=ten', '?color=red', '?cursor=bm9wZQ', '?orderId=abc', '?since=yesterday', `?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z`, '?status=RUNNING&status=COMPLETED']) {
+    for (const query of [
+      '?status=BOGUS',
+      '?limit=0',
+      '?limit=201',
+      '?limit=ten',
+      '?color=red',
+      '?cursor=bm9wZQ',
+      '?orderId=abc',
+      '?since=yesterday',
+      `?since=2026-12-02T00:00:00Z&until=2026-12-01T00:00:00Z`,
+      '?status=RUNNING&status=COMPLETED',
+    ]) {
       const reply = await search(query);
       expect(reply.status, query).to.equal(400);
       expect(reply.body.error.code, query).to.equal('VALIDATION_FAILED');
@@ -90,7 +119,9 @@ describe('Operator API: search, stats and timelines', function () {
     // A saga started and then left (its process died): RUNNING, no progress for an hour.
     const stuckId = (BigInt(made.completed[0]) - 1n).toString();
     await sale.app.sagaLog.create({ id: stuckId, type: 'order', input: {} });
-    await db('sagas').where({ id: stuckId }).update({ updated_at: db.raw('NOW(3) - INTERVAL 1 HOUR') });
+    await db('sagas')
+      .where({ id: stuckId })
+      .update({ updated_at: db.raw('NOW(3) - INTERVAL 1 HOUR') });
     const stats = (await sale.api.get('/api/admin/sagas/stats', ADMIN)).body;
     const total = Number((await db('sagas').count({ n: '*' }))[0].n);
     expect(Object.values(stats.byStatus as Record<string, number>).reduce((a, b) => a + b, 0)).to.equal(total);
@@ -104,7 +135,9 @@ describe('Operator API: search, stats and timelines', function () {
     expect(stats.stuck).to.equal(1);
     expect(stats.stuckSagas.map((s: SagaItem) => s.id)).to.deep.equal([stuckId]);
     expect(Date.now() - Date.parse(stats.stuckSagas[0].updatedAt), 'no progress for an hour').to.be.greaterThan(3_500_000);
-    await db('sagas').where({ id: stuckId }).update({ status: 'COMPENSATED', finished_at: db.fn.now(3) }); // leave nothing running
+    await db('sagas')
+      .where({ id: stuckId })
+      .update({ status: 'COMPENSATED', finished_at: db.fn.now(3) }); // leave nothing running
   });
 
   it('When a failed saga is opened, then its timeline reads in time order: steps, the failure, the compensation queued and published, each listener’s failed and applied deliveries, the end', async () => {
@@ -141,7 +174,9 @@ describe('Operator API: search, stats and timelines', function () {
   it('When a cancel is opened, then it reads as a release, with no failure and no error', async () => {
     const { timeline, error, reason } = (await sale.api.get(`/api/admin/sagas/${made.cancel}`, ADMIN)).body;
     expect(error).to.equal(null);
-    expect(reason).to.be.a('string').and.match(/cancel/);
+    expect(reason)
+      .to.be.a('string')
+      .and.match(/cancel/);
     expect(timeline[0]).to.deep.include({ kind: 'release.requested', label: 'order cancelled by its owner' });
     expect(timeline.at(-1)).to.deep.include({ kind: 'release.done', label: 'seats released' });
     expect(timeline.filter((e: { kind: string; error?: string }) => /failed/.test(e.kind) || e.error)).to.deep.equal([]);
@@ -164,7 +199,11 @@ describe('Operator API: dead letters and redrive', function () {
 
   before(async () => {
     // Two deliveries and the message is dead-lettered; the sweeper stays out of the way (10 min).
-    sale = await startSale(iso, { env: { RETRY_DELAYS_MS: '50', MAX_DELIVERIES: '2', COMPENSATION_STALE_MS: '600000', DEAD_LETTER_RESOLVE_MS: '300' }, rows: 10, seatsPerRow: 10 });
+    sale = await startSale(iso, {
+      env: { RETRY_DELAYS_MS: '50', MAX_DELIVERIES: '2', COMPENSATION_STALE_MS: '600000', DEAD_LETTER_RESOLVE_MS: '300' },
+      rows: 10,
+      seatsPerRow: 10,
+    });
   });
   after(() => cleanup(iso, [sale?.app]));
 
@@ -178,12 +217,24 @@ describe('Operator API: dead letters and redrive', function () {
       await api.setFailpoint('order.order_add.after', { action: 'throw', count: 1 });
       failed.push({ sagaId: (await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth)).body.error.details.sagaId, seatIds });
     }
-    await waitFor(`${n} dead letters`, async () => {
-      const list = (await api.get('/api/admin/dead-letters?listener=seat-release', ADMIN)).body as Array<{ sagaId: string }>;
-      return failed.every((f) => list.some((d) => d.sagaId === f.sagaId));
-    }, 20_000, 100);
+    await waitFor(
+      `${n} dead letters`,
+      async () => {
+        const list = (await api.get('/api/admin/dead-letters?listener=seat-release', ADMIN)).body as Array<{ sagaId: string }>;
+        return failed.every((f) => list.some((d) => d.sagaId === f.sagaId));
+      },
+      20_000,
+      100,
+    );
     await waitFor('order-delete done for them', async () => {
-      const [{ n: done }] = await sale.app.db('saga_compensations').whereIn('saga_id', failed.map((f) => f.sagaId)).andWhere({ listener: 'order-delete' }).count({ n: '*' });
+      const [{ n: done }] = await sale.app
+        .db('saga_compensations')
+        .whereIn(
+          'saga_id',
+          failed.map((f) => f.sagaId),
+        )
+        .andWhere({ listener: 'order-delete' })
+        .count({ n: '*' });
       return Number(done) === n;
     });
     return failed;
@@ -193,7 +244,13 @@ describe('Operator API: dead letters and redrive', function () {
     const [one] = await deadLettered(1);
     const list = (await sale.api.get('/api/admin/dead-letters', ADMIN)).body;
     const entry = list.find((d: { sagaId: string }) => d.sagaId === one.sagaId);
-    expect(entry).to.deep.include({ listener: 'seat-release', tag: 'order_add_cancel', reason: 'retries-exhausted', deliveries: 2, sagaStatus: 'COMPENSATING' });
+    expect(entry).to.deep.include({
+      listener: 'seat-release',
+      tag: 'order_add_cancel',
+      reason: 'retries-exhausted',
+      deliveries: 2,
+      sagaStatus: 'COMPENSATING',
+    });
     expect(entry.error).to.match(/failpoint/);
     expect(entry).to.have.keys(['id', 'listener', 'queue', 'messageId', 'sagaId', 'tag', 'reason', 'error', 'deliveries', 'deadLetteredAt', 'sagaStatus']);
     // Listed again: nothing was consumed.
@@ -210,7 +267,12 @@ describe('Operator API: dead letters and redrive', function () {
     const redrive = await sale.api.post(`/api/admin/sagas/${one.sagaId}/redrive`, undefined, ADMIN);
     expect(redrive.status).to.equal(202);
     await waitFor('the saga compensated', async () => (await sale.api.saga(one.sagaId)).body.status === 'COMPENSATED', 10_000);
-    await waitFor('its dead letter gone from the list', async () => !(await sale.api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === one.sagaId), 10_000, 100);
+    await waitFor(
+      'its dead letter gone from the list',
+      async () => !(await sale.api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === one.sagaId),
+      10_000,
+      100,
+    );
     const row = await sale.app.db('dead_letters').where({ saga_id: one.sagaId }).first('resolution');
     expect(row.resolution).to.equal('settled');
   });
@@ -234,20 +296,40 @@ describe('Operator API: dead letters and redrive', function () {
     // Each dead letter left the DLQ once: redriven, or dropped when its saga was compensated first.
     const total = redrives.reduce((sum, r) => sum + r.body.redriven + r.body.dropped, 0);
     expect(total).to.be.at.most(20);
-    await waitFor('every saga compensated', async () => {
-      const [{ n }] = await sale.app.db('sagas').whereIn('id', ids).andWhere({ status: 'COMPENSATED' }).count({ n: '*' });
-      return Number(n) === 20;
-    }, 20_000, 100);
-    await waitFor('no dead letter of them left', async () => {
-      const list = (await sale.api.get('/api/admin/dead-letters', ADMIN)).body as Array<{ sagaId: string }>;
-      return !list.some((d) => ids.includes(d.sagaId));
-    }, 10_000, 100);
+    await waitFor(
+      'every saga compensated',
+      async () => {
+        const [{ n }] = await sale.app.db('sagas').whereIn('id', ids).andWhere({ status: 'COMPENSATED' }).count({ n: '*' });
+        return Number(n) === 20;
+      },
+      20_000,
+      100,
+    );
+    await waitFor(
+      'no dead letter of them left',
+      async () => {
+        const list = (await sale.api.get('/api/admin/dead-letters', ADMIN)).body as Array<{ sagaId: string }>;
+        return !list.some((d) => ids.includes(d.sagaId));
+      },
+      10_000,
+      100,
+    );
     const effects = await sale.app.db('saga_compensations').whereIn('saga_id', ids).select('saga_id', 'listener');
     expect(effects.filter((e) => e.listener === 'seat-release')).to.have.length(20);
-    const applied = await sale.app.db('compensation_attempts').whereIn('saga_id', ids).andWhere({ listener: 'seat-release' }).whereIn('outcome', ['done', 'noop']).select('saga_id');
+    const applied = await sale.app
+      .db('compensation_attempts')
+      .whereIn('saga_id', ids)
+      .andWhere({ listener: 'seat-release' })
+      .whereIn('outcome', ['done', 'noop'])
+      .select('saga_id');
     expect(new Set(applied.map((a) => a.saga_id)).size).to.equal(20);
     expect(applied).to.have.length(20);
-    expect(await sale.app.db('seat_holds').whereIn('seat_id', failed.flatMap((f) => f.seatIds))).to.deep.equal([]);
+    expect(
+      await sale.app.db('seat_holds').whereIn(
+        'seat_id',
+        failed.flatMap((f) => f.seatIds),
+      ),
+    ).to.deep.equal([]);
     await checkSeatInvariants(sale.app, sale.show.id);
   });
 
@@ -261,7 +343,12 @@ describe('Operator API: dead letters and redrive', function () {
     expect(reply.status).to.equal(200);
     // Dropped by this redrive, or settled by the resolver a moment before it: either way gone, never redriven.
     expect(reply.body.redriven).to.equal(0);
-    await waitFor('gone from the list', async () => !(await sale.api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === one.sagaId), 10_000, 100);
+    await waitFor(
+      'gone from the list',
+      async () => !(await sale.api.get('/api/admin/dead-letters', ADMIN)).body.some((d: { sagaId: string }) => d.sagaId === one.sagaId),
+      10_000,
+      100,
+    );
     const row = await sale.app.db('dead_letters').where({ saga_id: one.sagaId }).first('resolution');
     expect(row.resolution).to.be.oneOf(['dropped', 'settled']);
   });

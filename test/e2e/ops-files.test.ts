@@ -27,10 +27,13 @@ describe('The alert rules and the dashboard in ops/', () => {
   after(() => cleanup(iso, [app]));
 
   const rules = () => yaml.load(readFileSync(path.join(OPS, 'alerts.yml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; expr: string }> }> };
-  const dashboard = () => JSON.parse(readFileSync(path.join(OPS, 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+  const dashboard = () =>
+    JSON.parse(readFileSync(path.join(OPS, 'grafana-dashboard.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
 
   it('When the alert rules are read, then every metric they name is one the service exports', () => {
-    const exprs = rules().groups.flatMap((g) => g.rules.map((r) => r.expr)).join('\n');
+    const exprs = rules()
+      .groups.flatMap((g) => g.rules.map((r) => r.expr))
+      .join('\n');
     const named = metricsNamedIn(exprs);
     expect(named.length).to.be.greaterThan(10);
     expect(named.filter((name) => !exported.has(name))).to.deep.equal([]);
@@ -42,7 +45,10 @@ describe('The alert rules and the dashboard in ops/', () => {
     for (const panel of panels) {
       const named = metricsNamedIn(panel.targets.map((t) => t.expr).join('\n'));
       expect(named.length, panel.title).to.be.greaterThan(0);
-      expect(named.filter((name) => !exported.has(name)), panel.title).to.deep.equal([]);
+      expect(
+        named.filter((name) => !exported.has(name)),
+        panel.title,
+      ).to.deep.equal([]);
     }
   });
 

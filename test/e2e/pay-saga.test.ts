@@ -95,7 +95,10 @@ describe('Pay saga over HTTP', () => {
     expect(statuses.filter((s) => s === 200)).to.have.length(1);
     // At most PAY_PASSWORD_MAX_ATTEMPTS (5) pay-password checks run at once (contract, hardening
     // rules): the pays that find none free answer 429 without a hash, the others 409.
-    expect(statuses.filter((s) => s !== 200).every((s) => s === 409 || s === 429), JSON.stringify(statuses)).to.equal(true);
+    expect(
+      statuses.filter((s) => s !== 200).every((s) => s === 409 || s === 429),
+      JSON.stringify(statuses),
+    ).to.equal(true);
     expect(replies.filter((r) => r.status === 409).every((r) => r.body.error.code === 'ORDER_NOT_PAYABLE')).to.equal(true);
     expect(replies.filter((r) => r.status === 429).every((r) => r.body.error.code === 'TOO_MANY_ATTEMPTS')).to.equal(true);
     // Right passwords give their attempts back and refusals are not counted: no lock-out follows.

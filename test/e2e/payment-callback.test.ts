@@ -317,7 +317,10 @@ describe('Payment provider callback and reconciliation', () => {
 
     // Paid after the order's payment window closed (expiry may or may not have run yet).
     const late = await placeOrder(1);
-    await app.db('orders').where({ id: late.id }).update({ expires_at: new Date(Date.now() - 60_000) });
+    await app
+      .db('orders')
+      .where({ id: late.id })
+      .update({ expires_at: new Date(Date.now() - 60_000) });
     const onLate = await notify(api, notificationFor(late.id, late.totalCents));
     expect(onLate.body).to.include({ status: 'FLAGGED', reason: 'ORDER_NOT_PAYABLE' });
     expect(await orderStatus(late.id)).to.not.equal('PAID');
@@ -406,7 +409,7 @@ describe('Payment provider callback and reconciliation', () => {
     await checkSeatInvariants(app, show.id);
   });
 
-  it('When an order paid by the provider is refunded, then its amount goes to the buyer\'s balance and its seats back on sale', async () => {
+  it("When an order paid by the provider is refunded, then its amount goes to the buyer's balance and its seats back on sale", async () => {
     const order = await placeOrder(1);
     expect((await notify(api, notificationFor(order.id, order.totalCents))).body.status).to.equal('SETTLED');
     const before = await balance();

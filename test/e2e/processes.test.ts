@@ -99,7 +99,7 @@ describe('The program as a process', () => {
     try {
       for (const result of started) expect(result.status, String((result as PromiseRejectedResult).reason)).to.equal('fulfilled');
     } finally {
-      await Promise.all(started.map((r) => r.status === 'fulfilled' && kill(r.value, 'SIGTERM')));
+      await Promise.all(started.map((r) => (r.status === 'fulfilled' ? kill(r.value, 'SIGTERM') : Promise.resolve())));
       await cleanup(fresh, []);
     }
   });

@@ -51,7 +51,9 @@ describe('The README, run as written', function () {
     writeFileSync(statusLog, '');
     // Asynchronously: the service answering it runs in this process.
     const run = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('bash', ['-c', PRELUDE + script], { env: { ...process.env, BASE: app.url!, ADMIN_TOKEN, PAYMENT_NOTIFY_SECRET, STATUS_LOG: statusLog } });
+      const child = spawn('bash', ['-c', PRELUDE + script], {
+        env: { ...process.env, BASE: app.url!, ADMIN_TOKEN, PAYMENT_NOTIFY_SECRET, STATUS_LOG: statusLog },
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk) => (stdout += chunk));

@@ -129,12 +129,20 @@ describe('Async orders across processes and crashes', () => {
       expect(orphan, 'the reservation was made before the crash').to.be.a('string');
       expect(await api.redis.hget(api.inventory.keys(show.id).holds, show.seatIds[0])).to.equal(orphan);
 
-      const outcome = await waitFor('the reconciler released it', () => api.db('reservations').where({ order_id: orphan }).first('outcome', 'reason'), 20_000, 100);
+      const outcome = await waitFor(
+        'the reconciler released it',
+        () => api.db('reservations').where({ order_id: orphan }).first('outcome', 'reason'),
+        20_000,
+        100,
+      );
       expect(outcome).to.deep.equal({ outcome: 'RELEASED', reason: 'reconciler' });
       // The database decides first, then the view follows: the pending entry goes right after.
       await waitFor('the pending entry gone from the view', async () => (await api.redis.zcard(pendingKey)) === 0, 5_000, 50);
       await checkSeatInvariants(api, show.id);
-      expect((await client.post('/api/orders/async', { showId: show.id, seatIds: [show.seatIds[0]] }, buyer.auth)).status, 'the seat and the repeat slot are free').to.equal(202);
+      expect(
+        (await client.post('/api/orders/async', { showId: show.id, seatIds: [show.seatIds[0]] }, buyer.auth)).status,
+        'the seat and the repeat slot are free',
+      ).to.equal(202);
       expect(await reconciler.metrics.registry.getSingleMetricAsString('seat_saga_reservations_released_total')).to.match(/reason="reconciler"} 1/);
     } finally {
       await reconciler.stop();

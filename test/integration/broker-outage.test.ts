@@ -59,7 +59,9 @@ describe('RabbitMQ outages', function () {
   it('When every connection is closed while a listener is mid-delivery, then it reconnects, never acks on the dead channel, and the redelivery changes nothing', async () => {
     await waitFor('connected', async () => app.broker.isConnected, 30_000);
     const outcomes = async () =>
-      Object.fromEntries((await app.metrics.compensations.get()).values.filter((v) => v.labels.listener === 'seat-release').map((v) => [v.labels.outcome, v.value]));
+      Object.fromEntries(
+        (await app.metrics.compensations.get()).values.filter((v) => v.labels.listener === 'seat-release').map((v) => [v.labels.outcome, v.value]),
+      );
     const doneBefore = (await outcomes()).done ?? 0;
     // Long enough for rabbitmqctl (slow to start on a busy machine) to close the connections while
     // the delivery is still in progress: a shorter delay let the delivery ack first, now and then.
@@ -75,10 +77,15 @@ describe('RabbitMQ outages', function () {
     await waitFor('reconnected', async () => app.broker.isConnected, 30_000);
     // The in-flight delivery committed but could not ack; its redelivery is recognised as done,
     // by Redis or (when it came before the key said so) by the database.
-    await waitFor('the redelivery', async () => {
-      const counts = await outcomes();
-      return (counts['duplicate-redis'] ?? 0) + (counts['duplicate-db'] ?? 0) >= 1;
-    }, 20_000, 100);
+    await waitFor(
+      'the redelivery',
+      async () => {
+        const counts = await outcomes();
+        return (counts['duplicate-redis'] ?? 0) + (counts['duplicate-db'] ?? 0) >= 1;
+      },
+      20_000,
+      100,
+    );
     expect((await outcomes()).done - doneBefore).to.equal(1);
     expect(await app.db('saga_compensations').where({ saga_id: sagaId, listener: 'seat-release' }).count({ n: '*' })).to.deep.equal([{ n: '1' }]);
     const channelErrors = app.logs.lines.filter((l) => /channel error/.test(l.message) && /delivery tag|PRECONDITION/.test(String(l.error)));

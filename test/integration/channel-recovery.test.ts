@@ -24,10 +24,15 @@ describe('Channels that die while the connection lives', () => {
   it('When a listener queue is deleted under its consumer, then the queue is declared again and its consumer restarts', async () => {
     const queue = app.topology.listenerQueues['seat-release']!;
     await app.broker.withChannel((ch) => ch.deleteQueue(queue.name));
-    await waitFor('the queue back with a consumer', async () => {
-      const info = await app.broker.withChannel((ch) => ch.checkQueue(queue.name)).catch(() => null);
-      return info && info.consumerCount === 1;
-    }, 10_000, 100);
+    await waitFor(
+      'the queue back with a consumer',
+      async () => {
+        const info = await app.broker.withChannel((ch) => ch.checkQueue(queue.name)).catch(() => null);
+        return info && info.consumerCount === 1;
+      },
+      10_000,
+      100,
+    );
     await failedSagaIsCompensated();
     expect(app.logs.lines.some((l) => l.message === 'rabbitmq cancelled a consumer, restarting it')).to.equal(true);
   });

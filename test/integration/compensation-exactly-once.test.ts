@@ -65,8 +65,10 @@ describe('Compensation listeners deliver exactly once', () => {
     await waitFor('three duplicates per listener', async () => {
       const release = await outcomes('seat-release');
       const remove = await outcomes('order-delete');
-      return (release['duplicate-redis'] ?? 0) - (before.release['duplicate-redis'] ?? 0) === 3 &&
-        (remove['duplicate-redis'] ?? 0) - (before.remove['duplicate-redis'] ?? 0) === 3;
+      return (
+        (release['duplicate-redis'] ?? 0) - (before.release['duplicate-redis'] ?? 0) === 3 &&
+        (remove['duplicate-redis'] ?? 0) - (before.remove['duplicate-redis'] ?? 0) === 3
+      );
     });
     expect((await outcomes('seat-release')).done).to.equal(before.release.done);
     await expectUnchangedAfterReplay(message, next.body, seatIds);
@@ -85,7 +87,10 @@ describe('Compensation listeners deliver exactly once', () => {
     // The first copy can only be caught by the database (Redis forgot); copies arriving after it
     // marked the key done again are caught by Redis. Either way: three duplicates, no effect.
     const delta = (now: Record<string, number>, then: Record<string, number>, key: string) => (now[key] ?? 0) - (then[key] ?? 0);
-    for (const [listener, then] of [['seat-release', before.release], ['order-delete', before.remove]] as const) {
+    for (const [listener, then] of [
+      ['seat-release', before.release],
+      ['order-delete', before.remove],
+    ] as const) {
       await waitFor(`three duplicates for ${listener}`, async () => {
         const now = await outcomes(listener);
         return delta(now, then, 'duplicate-db') + delta(now, then, 'duplicate-redis') === 3;
@@ -115,11 +120,15 @@ describe('Compensation listeners deliver exactly once', () => {
     });
     await republish(message, 3);
     await waitFor('compensated', async () => (await api.saga(sagaId)).body.status === 'COMPENSATED');
-    await waitFor('all copies handled', async () => {
-      const now = await outcomes('seat-release');
-      const duplicates = ['duplicate-redis', 'duplicate-db'].reduce((sum, k) => sum + (now[k] ?? 0) - (before[k] ?? 0), 0);
-      return duplicates === 3;
-    }, 15_000);
+    await waitFor(
+      'all copies handled',
+      async () => {
+        const now = await outcomes('seat-release');
+        const duplicates = ['duplicate-redis', 'duplicate-db'].reduce((sum, k) => sum + (now[k] ?? 0) - (before[k] ?? 0), 0);
+        return duplicates === 3;
+      },
+      15_000,
+    );
     const now = await outcomes('seat-release');
     expect(now.done - (before.done ?? 0)).to.equal(1);
     expect((now.busy ?? 0) - (before.busy ?? 0)).to.be.greaterThan(0);

@@ -9,7 +9,11 @@ const sh = promisify(exec);
 /** How this machine stops and starts MariaDB (MARIADB_START_COMMAND / MARIADB_STOP_COMMAND may name others). */
 const MARIADB_STOP = process.env.MARIADB_STOP_COMMAND ?? 'mariadb-admin -uroot -h127.0.0.1 shutdown';
 const MARIADB_START = process.env.MARIADB_START_COMMAND ?? 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd';
-const mariadbUp = () => sh('mariadb-admin -uroot -h127.0.0.1 ping').then(() => true, () => false);
+const mariadbUp = () =>
+  sh('mariadb-admin -uroot -h127.0.0.1 ping').then(
+    () => true,
+    () => false,
+  );
 
 async function startMariadb(): Promise<void> {
   if (await mariadbUp()) return;
@@ -79,8 +83,8 @@ describe('MariaDB going away in the middle of transactions', function () {
       for (let i = worker; loading && i < 10_000; i++) await actions[i % actions.length]();
     });
 
-    let downAt = 0;
-    let backAt = 0;
+    let downAt: number;
+    let backAt: number;
     try {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       downAt = Date.now();
@@ -107,15 +111,25 @@ describe('MariaDB going away in the middle of transactions', function () {
     }
     // Well inside the sweeper's bound (120 s): the hand-offs were retried, not left to it.
     expect(settledMs, 'ms from the database back to the last saga ended').to.be.below(20_000);
-    console.log(`      (${replies.length} requests, ${unavailable.length} answered 503 during a ${backAt - downAt} ms outage; last saga ended ${settledMs} ms after the database was back)`);
+    console.log(
+      `      (${replies.length} requests, ${unavailable.length} answered 503 during a ${backAt - downAt} ms outage; last saga ended ${settledMs} ms after the database was back)`,
+    );
 
     // The batch writer retried its batches whole rather than one order at a time.
     expect(sale.app.logs.lines.filter((l) => /one by one/.test(l.message))).to.deep.equal([]);
     const { persisted, released } = await (async () => {
-      await waitFor('accepted async orders resolved', async () => {
-        const [{ n }] = await sale.app.db('reservations').whereIn('order_id', accepted.length ? accepted : ['0']).count({ n: '*' });
-        return Number(n) === accepted.length;
-      }, 60_000, 200);
+      await waitFor(
+        'accepted async orders resolved',
+        async () => {
+          const [{ n }] = await sale.app
+            .db('reservations')
+            .whereIn('order_id', accepted.length ? accepted : ['0'])
+            .count({ n: '*' });
+          return Number(n) === accepted.length;
+        },
+        60_000,
+        200,
+      );
       await waitFor('no reservation pending in redis', async () => (await sale.app.redis.zcard(sale.app.inventory.keys(flashSale.id).pending)) === 0, 10_000);
       return checkReservationsResolved(sale.app, flashSale.id, accepted);
     })();

@@ -29,7 +29,13 @@ describe('Dead-lettering', () => {
   it('When a compensation keeps failing, then it reaches the DLQ after its bounded retries with the reason in its headers, and messages behind it still flow', async () => {
     const queue = app.topology.listenerQueues['seat-release']!;
     // A poison message: well-formed, but for a saga that does not exist, so every attempt fails.
-    const poison = { sagaId: '999999999999', sagaType: 'order', tag: 'order_add_seats_cancel', failedStep: 'seats_hold', input: { orderId: '1', showId: '1', seatIds: ['1'] } };
+    const poison = {
+      sagaId: '999999999999',
+      sagaType: 'order',
+      tag: 'order_add_seats_cancel',
+      failedStep: 'seats_hold',
+      input: { orderId: '1', showId: '1', seatIds: ['1'] },
+    };
     await app.broker.publish(app.topology.exchanges.compensation, poison.tag, poison, { messageId: 'poison-1' });
 
     // A real failure published right behind it is compensated while the poison is retried.
@@ -40,10 +46,14 @@ describe('Dead-lettering', () => {
     expect(failed.status).to.equal(500);
     await waitFor('the real compensation to finish', async () => (await api.saga(failed.body.error.details.sagaId)).body.status === 'COMPENSATED', 5_000);
 
-    const dead = await waitFor('the poison message in the DLQ', async () => {
-      const msg = await getFromQueue(queue.deadLetterQueue);
-      return msg ?? undefined;
-    }, 10_000);
+    const dead = await waitFor(
+      'the poison message in the DLQ',
+      async () => {
+        const msg = await getFromQueue(queue.deadLetterQueue);
+        return msg ?? undefined;
+      },
+      10_000,
+    );
     expect(JSON.parse(dead.content.toString())).to.deep.equal(poison);
     const headers = dead.properties.headers!;
     expect(headers['x-dlq-reason']).to.equal('retries-exhausted');
@@ -53,10 +63,13 @@ describe('Dead-lettering', () => {
     expect(headers['x-original-exchange']).to.equal(app.topology.exchanges.compensation);
     // 3 deliveries = 2 moves into the retry tier, each waiting out its TTL there.
     expect(headers[DELIVERIES_HEADER]).to.equal(2);
-    const waits = (headers['x-death'] as Array<{ queue: string; reason: string; count: number }>).find((d) => d.queue === queue.retryQueue && d.reason === 'expired');
+    const waits = (headers['x-death'] as Array<{ queue: string; reason: string; count: number }>).find(
+      (d) => d.queue === queue.retryQueue && d.reason === 'expired',
+    );
     expect(waits?.count).to.equal(2);
     // Counted once the broker confirmed the DLQ copy, which a reader of the DLQ can see a moment before.
-    const deadLetteredFromQueue = async () => (await app.metrics.deadLettered.get()).values.filter((v) => v.labels.queue === queue.name).reduce((sum, v) => sum + v.value, 0);
+    const deadLetteredFromQueue = async () =>
+      (await app.metrics.deadLettered.get()).values.filter((v) => v.labels.queue === queue.name).reduce((sum, v) => sum + v.value, 0);
     await waitFor('the dead-letter counted', async () => (await deadLetteredFromQueue()) >= 1, 5_000);
     expect(await deadLetteredFromQueue()).to.equal(1);
 

@@ -41,10 +41,14 @@ describe('A listener killed between its commit and its ack', () => {
     // A healthy worker gets the unacked message again: it must not release the new order's seats.
     worker = await startTestApp(iso, {}, 'worker');
     await waitFor('the saga compensated', async () => (await api.saga(sagaId)).body.status === 'COMPENSATED', 10_000);
-    await waitFor('the redelivery handled', async () => {
-      const values = (await worker!.metrics.compensations.get()).values;
-      return values.some((v) => v.labels.listener === 'seat-release' && v.labels.outcome === 'duplicate-db' && v.value === 1);
-    }, 10_000);
+    await waitFor(
+      'the redelivery handled',
+      async () => {
+        const values = (await worker!.metrics.compensations.get()).values;
+        return values.some((v) => v.labels.listener === 'seat-release' && v.labels.outcome === 'duplicate-db' && v.value === 1);
+      },
+      10_000,
+    );
     const outcomes = (await worker.metrics.compensations.get()).values.filter((v) => v.labels.listener === 'seat-release');
     expect(outcomes.map((v) => [v.labels.outcome, v.value])).to.deep.equal([['duplicate-db', 1]]);
     expect(await apiApp.db('saga_compensations').where({ saga_id: sagaId, listener: 'seat-release' }).count({ n: '*' })).to.deep.equal([{ n: '1' }]);

@@ -30,10 +30,14 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
       await new Promise((resolve) => setTimeout(resolve, 100));
       const sagaId = await latestSagaId();
 
-      const compensated = await waitFor('the sweeper to compensate', async () => {
-        const saga = (await api.saga(sagaId)).body;
-        return saga.status === 'COMPENSATED' && saga;
-      }, 5_000);
+      const compensated = await waitFor(
+        'the sweeper to compensate',
+        async () => {
+          const saga = (await api.saga(sagaId)).body;
+          return saga.status === 'COMPENSATED' && saga;
+        },
+        5_000,
+      );
       expect(compensated.failedTag).to.equal(tag);
       expect(compensated.error.code).to.equal('SAGA_STALE');
       expect(compensated.compensations.find((c: { listener: string }) => c.listener === 'seat-release').status).to.equal(release);
@@ -63,10 +67,14 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
 
       const sagaId = await latestSagaId();
       expect((await app.db('seat_holds').whereIn('seat_id', seatIds)).length, 'the dead saga held its seats').to.equal(2);
-      const saga = await waitFor('the sweeper to compensate the orphan', async () => {
-        const view = (await api.saga(sagaId)).body;
-        return view.status === 'COMPENSATED' && view;
-      }, 5_000);
+      const saga = await waitFor(
+        'the sweeper to compensate the orphan',
+        async () => {
+          const view = (await api.saga(sagaId)).body;
+          return view.status === 'COMPENSATED' && view;
+        },
+        5_000,
+      );
       expect(saga.failedTag).to.equal('order_add_cancel');
       expect(saga.compensations.map((c: { listener: string; status: string }) => [c.listener, c.status]).sort()).to.deep.equal([
         ['order-delete', 'NOOP'],
@@ -96,10 +104,14 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
         expect(await api.balance(buyer), 'the dead saga had deducted').to.equal(before - order.totalCents);
 
         const sagaId = (await app.db('sagas').where({ order_id: order.id, type: 'pay' }).first('id')).id;
-        const saga = await waitFor('the sweeper to compensate the orphan', async () => {
-          const view = (await api.saga(sagaId)).body;
-          return view.status === 'COMPENSATED' && view;
-        }, 5_000);
+        const saga = await waitFor(
+          'the sweeper to compensate the orphan',
+          async () => {
+            const view = (await api.saga(sagaId)).body;
+            return view.status === 'COMPENSATED' && view;
+          },
+          5_000,
+        );
         expect(saga.failedTag).to.equal(tag);
         expect(saga.compensations.map((c: { listener: string; status: string }) => [c.listener, c.status])).to.deep.equal([['balance-restore', 'DONE']]);
         expect(await api.balance(buyer)).to.equal(before);
@@ -119,10 +131,14 @@ describe('Recovery: the sweeper finishes what a dead or stuck process left', () 
     await api.setFailpoint('order.seats_hold.after', { action: 'throw', count: 1 });
     const reply = await api.post('/api/orders', { showId: show.id, seatIds }, buyer.auth);
     const { sagaId } = reply.body.error.details;
-    const saga = await waitFor('compensated after the republish', async () => {
-      const view = (await api.saga(sagaId)).body;
-      return view.status === 'COMPENSATED' && view;
-    }, 10_000);
+    const saga = await waitFor(
+      'compensated after the republish',
+      async () => {
+        const view = (await api.saga(sagaId)).body;
+        return view.status === 'COMPENSATED' && view;
+      },
+      10_000,
+    );
     expect(saga.compensations).to.have.length(1);
     expect((await app.db('sagas').where({ id: sagaId }).first('compensation_publishes')).compensation_publishes).to.equal(2);
     expect((await app.metrics.deadLettered.get()).values.reduce((sum, v) => sum + v.value, 0)).to.equal(1);

@@ -62,11 +62,18 @@ describe('Redis outage and restart', function () {
 
     // The restarted Redis forgot notify-keyspace-events: the service turned it on again, and its
     // subscriber listens again. An order made due now, with its key about to expire, expires.
-    await waitFor('keyspace events on again', async () => {
-      const [, flags] = (await app.redis.config('GET', 'notify-keyspace-events')) as string[];
-      return flags.includes('E') && flags.includes('x');
-    }, 5_000);
-    await app.db('orders').where({ id: free.body.id }).update({ expires_at: app.db.fn.now(3) });
+    await waitFor(
+      'keyspace events on again',
+      async () => {
+        const [, flags] = await app.redis.config('GET', 'notify-keyspace-events');
+        return flags.includes('E') && flags.includes('x');
+      },
+      5_000,
+    );
+    await app
+      .db('orders')
+      .where({ id: free.body.id })
+      .update({ expires_at: app.db.fn.now(3) });
     await app.redis.set(`${iso.namespace}:expiry:order:${free.body.id}`, '1', 'PX', 100);
     await waitFor('expired by the keyspace event', async () => (await api.get(`/api/orders/${free.body.id}`, buyer.auth)).body.status === 'EXPIRED', 5_000);
     await waitFor('every saga settled', () => sagasSettled(app), 10_000);

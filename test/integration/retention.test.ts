@@ -42,15 +42,48 @@ async function seedOldSagas(app: TestApp): Promise<Seeded> {
     const status = kind < 13 ? 'COMPLETED' : kind < 17 ? 'COMPENSATED' : kind < 19 ? 'COMPENSATING' : 'RUNNING';
     const recentlyEnded = status === 'COMPENSATED' && i % 100 === 15;
     const finished = status === 'COMPLETED' || status === 'COMPENSATED' ? (recentlyEnded ? Date.now() - DAY_MS : clock + 40) : null;
-    sagas.push({ id, type: status === 'COMPLETED' && i % 2 ? 'pay' : 'order', status, payload: '{}', order_id: id, user_id: 1 + (i % 50), failed_tag: status === 'COMPLETED' ? null : 'order_add_cancel', compensations_pending: status === 'COMPENSATING' ? 2 : 0, created_at: datetime(clock), updated_at: datetime(clock + 40), finished_at: finished === null ? null : datetime(finished) });
-    for (const step of ['seats_check', 'seats_hold', 'calc_money', 'order_add']) steps.push({ saga_id: id, step, tag: `${step}_cancel`, status: 'DONE', started_at: datetime(clock), finished_at: datetime(clock + 10) });
+    sagas.push({
+      id,
+      type: status === 'COMPLETED' && i % 2 ? 'pay' : 'order',
+      status,
+      payload: '{}',
+      order_id: id,
+      user_id: 1 + (i % 50),
+      failed_tag: status === 'COMPLETED' ? null : 'order_add_cancel',
+      compensations_pending: status === 'COMPENSATING' ? 2 : 0,
+      created_at: datetime(clock),
+      updated_at: datetime(clock + 40),
+      finished_at: finished === null ? null : datetime(finished),
+    });
+    for (const step of ['seats_check', 'seats_hold', 'calc_money', 'order_add'])
+      steps.push({ saga_id: id, step, tag: `${step}_cancel`, status: 'DONE', started_at: datetime(clock), finished_at: datetime(clock + 10) });
     if (status !== 'COMPLETED' && status !== 'RUNNING') {
       for (const listener of ['seat-release', 'order-delete']) {
         compensations.push({ saga_id: id, tag: 'order_add_cancel', listener, status: 'DONE', detail: 'undone', at: datetime(clock + 30) });
         attempts.push({ saga_id: id, tag: 'order_add_cancel', listener, delivery_count: 1, outcome: 'done', at: datetime(clock + 30) });
       }
-      outbox.push({ exchange: 'x', routing_key: 'order_add_cancel', message_id: `${id}:order_add_cancel:1`, payload: '{}', saga_id: id, created_at: datetime(clock + 20), sent_at: datetime(clock + 25) });
-      if (i % 40 === 13) deadLetters.push({ id: `dl-${id}`, queue: 'q', listener: 'seat-release', saga_id: id, tag: 'order_add_cancel', reason: 'rejected', deliveries: 3, dead_lettered_at: datetime(clock + 30), resolved_at: datetime(clock + 35), resolution: 'redriven' });
+      outbox.push({
+        exchange: 'x',
+        routing_key: 'order_add_cancel',
+        message_id: `${id}:order_add_cancel:1`,
+        payload: '{}',
+        saga_id: id,
+        created_at: datetime(clock + 20),
+        sent_at: datetime(clock + 25),
+      });
+      if (i % 40 === 13)
+        deadLetters.push({
+          id: `dl-${id}`,
+          queue: 'q',
+          listener: 'seat-release',
+          saga_id: id,
+          tag: 'order_add_cancel',
+          reason: 'rejected',
+          deliveries: 3,
+          dead_lettered_at: datetime(clock + 30),
+          resolved_at: datetime(clock + 35),
+          resolution: 'redriven',
+        });
     }
     if (status === 'COMPLETED' || (status === 'COMPENSATED' && !recentlyEnded)) seeded.oldEnded.push(id);
     else if (recentlyEnded) seeded.oldCreatedRecentlyEnded.push(id);
@@ -58,18 +91,93 @@ async function seedOldSagas(app: TestApp): Promise<Seeded> {
   }
   // One old ended saga whose dead letter no one resolved yet; one with a message still unsent.
   seeded.withOpenDeadLetter = seeded.oldEnded.splice(5, 1)[0];
-  deadLetters.push({ id: 'dl-open', queue: 'q', listener: 'seat-release', saga_id: seeded.withOpenDeadLetter, tag: 'order_add_cancel', reason: 'rejected', deliveries: 3, dead_lettered_at: datetime(Date.now() - 39 * DAY_MS), resolved_at: null });
-  outbox.push({ exchange: 'x', routing_key: 'order_add_cancel', message_id: 'unsent', payload: '{}', saga_id: seeded.oldEnded[seeded.oldEnded.length - 3], created_at: datetime(Date.now() - 39 * DAY_MS), sent_at: null });
+  deadLetters.push({
+    id: 'dl-open',
+    queue: 'q',
+    listener: 'seat-release',
+    saga_id: seeded.withOpenDeadLetter,
+    tag: 'order_add_cancel',
+    reason: 'rejected',
+    deliveries: 3,
+    dead_lettered_at: datetime(Date.now() - 39 * DAY_MS),
+    resolved_at: null,
+  });
+  outbox.push({
+    exchange: 'x',
+    routing_key: 'order_add_cancel',
+    message_id: 'unsent',
+    payload: '{}',
+    saga_id: seeded.oldEnded[seeded.oldEnded.length - 3],
+    created_at: datetime(Date.now() - 39 * DAY_MS),
+    sent_at: null,
+  });
   // Dead letters of no saga: resolved long ago (go), resolved within the window or still open (stay); one of a live saga (stays).
   deadLetters.push(
-    { id: 'dl-orphan-old', queue: 'q', listener: 'order-writer', saga_id: null, reason: 'rejected', deliveries: 8, dead_lettered_at: datetime(Date.now() - 45 * DAY_MS), resolved_at: datetime(Date.now() - 44 * DAY_MS), resolution: 'settled' },
-    { id: 'dl-orphan-recent', queue: 'q', listener: 'order-writer', saga_id: null, reason: 'rejected', deliveries: 8, dead_lettered_at: datetime(Date.now() - 2 * DAY_MS), resolved_at: datetime(Date.now() - DAY_MS), resolution: 'settled' },
-    { id: 'dl-orphan-open', queue: 'q', listener: 'order-writer', saga_id: null, reason: 'rejected', deliveries: 8, dead_lettered_at: datetime(Date.now() - 45 * DAY_MS), resolved_at: null },
-    { id: 'dl-live-saga', queue: 'q', listener: 'seat-release', saga_id: seeded.oldLive[0], reason: 'rejected', deliveries: 8, dead_lettered_at: datetime(Date.now() - 45 * DAY_MS), resolved_at: datetime(Date.now() - 44 * DAY_MS), resolution: 'redriven' },
+    {
+      id: 'dl-orphan-old',
+      queue: 'q',
+      listener: 'order-writer',
+      saga_id: null,
+      reason: 'rejected',
+      deliveries: 8,
+      dead_lettered_at: datetime(Date.now() - 45 * DAY_MS),
+      resolved_at: datetime(Date.now() - 44 * DAY_MS),
+      resolution: 'settled',
+    },
+    {
+      id: 'dl-orphan-recent',
+      queue: 'q',
+      listener: 'order-writer',
+      saga_id: null,
+      reason: 'rejected',
+      deliveries: 8,
+      dead_lettered_at: datetime(Date.now() - 2 * DAY_MS),
+      resolved_at: datetime(Date.now() - DAY_MS),
+      resolution: 'settled',
+    },
+    {
+      id: 'dl-orphan-open',
+      queue: 'q',
+      listener: 'order-writer',
+      saga_id: null,
+      reason: 'rejected',
+      deliveries: 8,
+      dead_lettered_at: datetime(Date.now() - 45 * DAY_MS),
+      resolved_at: null,
+    },
+    {
+      id: 'dl-live-saga',
+      queue: 'q',
+      listener: 'seat-release',
+      saga_id: seeded.oldLive[0],
+      reason: 'rejected',
+      deliveries: 8,
+      dead_lettered_at: datetime(Date.now() - 45 * DAY_MS),
+      resolved_at: datetime(Date.now() - 44 * DAY_MS),
+      resolution: 'redriven',
+    },
   );
-  const key = (name: string, expiresDaysAgo: number) => ({ user_id: 1, scope: 'orders', idem_key: name, request_hash: 'h', status: 'DONE', response_status: 201, response_body: '{}', created_at: datetime(Date.now() - (expiresDaysAgo + 1) * DAY_MS), expires_at: datetime(Date.now() - expiresDaysAgo * DAY_MS) });
+  const key = (name: string, expiresDaysAgo: number) => ({
+    user_id: 1,
+    scope: 'orders',
+    idem_key: name,
+    request_hash: 'h',
+    status: 'DONE',
+    response_status: 201,
+    response_body: '{}',
+    created_at: datetime(Date.now() - (expiresDaysAgo + 1) * DAY_MS),
+    expires_at: datetime(Date.now() - expiresDaysAgo * DAY_MS),
+  });
   const keys = [key('old-1', 35), key('old-2', 31), key('expired-yesterday', 1), key('live', -1)];
-  for (const [table, rows] of Object.entries({ sagas, saga_steps: steps, saga_compensations: compensations, compensation_attempts: attempts, outbox, dead_letters: deadLetters, idempotency_keys: keys })) {
+  for (const [table, rows] of Object.entries({
+    sagas,
+    saga_steps: steps,
+    saga_compensations: compensations,
+    compensation_attempts: attempts,
+    outbox,
+    dead_letters: deadLetters,
+    idempotency_keys: keys,
+  })) {
     for (let i = 0; i < rows.length; i += 1_000) await app.db(table).insert(rows.slice(i, i + 1_000));
   }
   seeded.unsentOutboxId = String((await app.db('outbox').where({ message_id: 'unsent' }).first('id')).id);
@@ -79,15 +187,31 @@ async function seedOldSagas(app: TestApp): Promise<Seeded> {
 /** Rows of these sagas, per table that holds saga rows. */
 async function rowsOf(app: TestApp, ids: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const [table, column] of [['sagas', 'id'], ['saga_steps', 'saga_id'], ['saga_compensations', 'saga_id'], ['compensation_attempts', 'saga_id'], ['outbox', 'saga_id'], ['dead_letters', 'saga_id']]) {
+  for (const [table, column] of [
+    ['sagas', 'id'],
+    ['saga_steps', 'saga_id'],
+    ['saga_compensations', 'saga_id'],
+    ['compensation_attempts', 'saga_id'],
+    ['outbox', 'saga_id'],
+    ['dead_letters', 'saga_id'],
+  ]) {
     let n = 0;
-    for (let i = 0; i < ids.length; i += 1_000) n += toNumber((await app.db(table).whereIn(column, ids.slice(i, i + 1_000)).count({ n: '*' }))[0].n);
+    for (let i = 0; i < ids.length; i += 1_000)
+      n += toNumber(
+        (
+          await app
+            .db(table)
+            .whereIn(column, ids.slice(i, i + 1_000))
+            .count({ n: '*' })
+        )[0].n,
+      );
     out[table] = n;
   }
   return out;
 }
 
-const tableCounts = async (app: TestApp) => Object.fromEntries(await Promise.all(RETENTION_TABLES.map(async (t) => [t, toNumber((await app.db(t).count({ n: '*' }))[0].n)])));
+const tableCounts = async (app: TestApp) =>
+  Object.fromEntries(await Promise.all(RETENTION_TABLES.map(async (t) => [t, toNumber((await app.db(t).count({ n: '*' }))[0].n)])));
 
 describe('Saga retention', () => {
   const iso = isolate('retention');
@@ -128,7 +252,10 @@ describe('Saga retention', () => {
     expect(result.deleted.sagas).to.equal(batches * 100);
     // Its sagas went whole, the next ones untouched.
     const done = await rowsOf(app, seeded.oldEnded.slice(0, result.deleted.sagas));
-    expect(Object.values(done).every((n) => n === 0), JSON.stringify(done)).to.equal(true);
+    expect(
+      Object.values(done).every((n) => n === 0),
+      JSON.stringify(done),
+    ).to.equal(true);
     expect((await rowsOf(app, seeded.oldEnded.slice(result.deleted.sagas + 5, result.deleted.sagas + 6))).saga_steps).to.equal(4);
   });
 
@@ -171,7 +298,14 @@ describe('Saga retention', () => {
 
     // Every row of the old ended sagas is gone (those the stopped pass took included).
     const gone = await rowsOf(app, seeded.oldEnded);
-    expect(gone, 'rows of old ended sagas left').to.deep.equal({ sagas: 0, saga_steps: 0, saga_compensations: 0, compensation_attempts: 0, outbox: 1, dead_letters: 0 });
+    expect(gone, 'rows of old ended sagas left').to.deep.equal({
+      sagas: 0,
+      saga_steps: 0,
+      saga_compensations: 0,
+      compensation_attempts: 0,
+      outbox: 1,
+      dead_letters: 0,
+    });
     expect(await app.db('outbox').where({ id: seeded.unsentOutboxId }).whereNull('sent_at').first('id'), 'the unsent message').to.not.equal(undefined);
     // What had not ended, ended inside the window, or has an open dead letter, is whole.
     expect(await rowsOf(app, seeded.oldLive)).to.deep.equal(liveBefore);
@@ -191,6 +325,9 @@ describe('Saga retention', () => {
 
     // A second pass finds nothing more.
     const again = await retention.purgeOnce();
-    expect(Object.values(again.deleted).every((n) => n === 0), JSON.stringify(again.deleted)).to.equal(true);
+    expect(
+      Object.values(again.deleted).every((n) => n === 0),
+      JSON.stringify(again.deleted),
+    ).to.equal(true);
   });
 });

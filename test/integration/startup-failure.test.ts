@@ -53,10 +53,15 @@ describe('A start-up that fails halfway', () => {
 
     // RabbitMQ's management API lists connections with a few seconds' delay.
     let open = await openConnections(iso.namespace, iso.database);
-    await waitFor('every connection closed', async () => {
-      open = await openConnections(iso.namespace, iso.database);
-      return open.rabbitmq + open.redis + open.mysql === 0;
-    }, 20_000, 500).catch(() => {});
+    await waitFor(
+      'every connection closed',
+      async () => {
+        open = await openConnections(iso.namespace, iso.database);
+        return open.rabbitmq + open.redis + open.mysql === 0;
+      },
+      20_000,
+      500,
+    ).catch(() => {});
     expect(open).to.deep.equal({ rabbitmq: 0, redis: 0, mysql: 0 });
   });
 });

@@ -35,7 +35,7 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
 
   it('When the queues page is read, then every work queue is durable, dead-letters to its retry queue, and has a .dlq twin', async () => {
     expect(Object.keys(app.topology.listenerQueues).sort()).to.deep.equal(['balance-restore', 'order-delete', 'seat-release']);
-    for (const workQueue of [...Object.values(app.topology.listenerQueues).map((q) => q!), app.topology.expiry.dueQueue, app.topology.asyncOrders.queue]) {
+    for (const workQueue of [...Object.values(app.topology.listenerQueues).map((q) => q), app.topology.expiry.dueQueue, app.topology.asyncOrders.queue]) {
       const queue = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.name)}`);
       expect(queue.durable).to.equal(true);
       expect(queue.arguments).to.deep.equal({
@@ -66,7 +66,11 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
     ]);
     const waitQueue = await management(`/queues/${vhost}/${encodeURIComponent(wait)}`);
     expect(waitQueue.durable).to.equal(true);
-    expect(waitQueue.arguments).to.deep.equal({ 'x-message-ttl': 900_000, 'x-dead-letter-exchange': `${iso.namespace}.expiry`, 'x-dead-letter-routing-key': 'due' });
+    expect(waitQueue.arguments).to.deep.equal({
+      'x-message-ttl': 900_000,
+      'x-dead-letter-exchange': `${iso.namespace}.expiry`,
+      'x-dead-letter-routing-key': 'due',
+    });
   });
 
   it('When the orders exchange is read, then accepted async orders go to the persist work queue', async () => {
@@ -79,35 +83,50 @@ describe('RabbitMQ topology, as the management UI shows it', () => {
   });
 
   it('When the connections page is read, then the service publishes and consumes on two connections, named after its namespace, role and side', async () => {
-    const named = await waitFor('the named connections', async () => {
-      const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
-      const ours = connections.map((c) => c.client_properties.connection_name ?? '').filter((name) => name.startsWith(`${iso.namespace} all `));
-      return ours.length === 2 && ours.sort();
-    }, 15_000, 500);
+    const named = await waitFor(
+      'the named connections',
+      async () => {
+        const connections: Array<{ client_properties: { connection_name?: string } }> = await management('/connections');
+        const ours = connections.map((c) => c.client_properties.connection_name ?? '').filter((name) => name.startsWith(`${iso.namespace} all `));
+        return ours.length === 2 && ours.sort();
+      },
+      15_000,
+      500,
+    );
     expect(named[0]).to.match(new RegExp(`^${iso.namespace} all .+:\\d+ consume$`));
     expect(named[1]).to.match(new RegExp(`^${iso.namespace} all .+:\\d+ publish$`));
   });
 
   it('When the consumers are listed, then each work queue has one with the configured prefetch', async () => {
     for (const workQueue of [...Object.values(app.topology.listenerQueues), app.topology.expiry.dueQueue]) {
-      const queue = await waitFor(`a consumer on ${workQueue!.name}`, async () => {
-        const q = await management(`/queues/${vhost}/${encodeURIComponent(workQueue!.name)}`);
-        return q.consumer_details?.length >= 1 && q;
-      }, 15_000, 500);
+      const queue = await waitFor(
+        `a consumer on ${workQueue.name}`,
+        async () => {
+          const q = await management(`/queues/${vhost}/${encodeURIComponent(workQueue.name)}`);
+          return q.consumer_details?.length >= 1 && q;
+        },
+        15_000,
+        500,
+      );
       expect(queue.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([32]);
       // The consumer tag says who consumes, and the consumer sits on the consuming connection.
       const [consumer] = queue.consumer_details as Array<{ consumer_tag: string; channel_details: { connection_name: string } }>;
-      const who = workQueue === app.topology.expiry.dueQueue ? 'expiry' : workQueue!.name.split('.').at(-1)!;
+      const who = workQueue === app.topology.expiry.dueQueue ? 'expiry' : workQueue.name.split('.').at(-1)!;
       expect(consumer.consumer_tag.startsWith(`${who} ${iso.namespace} all `)).to.equal(true);
       const connections: Array<{ name: string; client_properties: { connection_name?: string } }> = await management('/connections');
       const connection = connections.find((c) => c.name === consumer.channel_details.connection_name);
       expect(connection?.client_properties.connection_name).to.match(/ consume$/);
     }
     // The order consumer takes hundreds at a time: it persists them in batches.
-    const persist = await waitFor('a consumer on the persist queue', async () => {
-      const q = await management(`/queues/${vhost}/${encodeURIComponent(app.topology.asyncOrders.queue.name)}`);
-      return q.consumer_details?.length >= 1 && q;
-    }, 15_000, 500);
+    const persist = await waitFor(
+      'a consumer on the persist queue',
+      async () => {
+        const q = await management(`/queues/${vhost}/${encodeURIComponent(app.topology.asyncOrders.queue.name)}`);
+        return q.consumer_details?.length >= 1 && q;
+      },
+      15_000,
+      500,
+    );
     expect(persist.consumer_details.map((c: { prefetch_count: number }) => c.prefetch_count)).to.deep.equal([app.config.ASYNC_ORDER_PREFETCH]);
   });
 });

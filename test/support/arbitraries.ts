@@ -88,8 +88,14 @@ export function arbitraryFromJsonSchema(schema: JsonSchema, options: FromSchemaO
     case 'boolean':
       return fc.boolean();
     case 'integer': {
-      const min = Math.max(schema.minimum ?? Number.MIN_SAFE_INTEGER, schema.exclusiveMinimum === undefined ? -Infinity : Math.floor(schema.exclusiveMinimum) + 1);
-      const max = Math.min(schema.maximum ?? Number.MAX_SAFE_INTEGER, schema.exclusiveMaximum === undefined ? Infinity : Math.ceil(schema.exclusiveMaximum) - 1);
+      const min = Math.max(
+        schema.minimum ?? Number.MIN_SAFE_INTEGER,
+        schema.exclusiveMinimum === undefined ? -Infinity : Math.floor(schema.exclusiveMinimum) + 1,
+      );
+      const max = Math.min(
+        schema.maximum ?? Number.MAX_SAFE_INTEGER,
+        schema.exclusiveMaximum === undefined ? Infinity : Math.ceil(schema.exclusiveMaximum) - 1,
+      );
       return fc.integer({ min, max });
     }
     case 'number':
@@ -104,7 +110,12 @@ export function arbitraryFromJsonSchema(schema: JsonSchema, options: FromSchemaO
     case 'string':
       if (schema.format === 'date-time') {
         return fc.oneof(
-          { weight: 3, arbitrary: fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }).map((d) => d.toISOString()) },
+          {
+            weight: 3,
+            arbitrary: fc
+              .date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true })
+              .map((d) => d.toISOString()),
+          },
           { weight: 2, arbitrary: schema.pattern ? fc.stringMatching(new RegExp(schema.pattern)) : fc.constant('2026-12-31T20:00:00Z') },
           { weight: 2, arbitrary: fc.constantFrom(...DATE_TIME_EDGES) },
         );
@@ -132,7 +143,24 @@ export function arbitraryFromJsonSchema(schema: JsonSchema, options: FromSchemaO
 
 /** Numbers a parser or a database column may choke on. */
 export const awkwardNumber: fc.Arbitrary<number> = fc.oneof(
-  fc.constantFrom(0, -0, -1, 0.5, 1e-7, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 2 ** 63, 2 ** 64, 1e21, -1e21, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE),
+  fc.constantFrom(
+    0,
+    -0,
+    -1,
+    0.5,
+    1e-7,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 53 + 2,
+    2 ** 63,
+    2 ** 64,
+    1e21,
+    -1e21,
+    Number.MAX_VALUE,
+    -Number.MAX_VALUE,
+    Number.MIN_VALUE,
+  ),
   fc.integer(),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
 );
@@ -141,7 +169,24 @@ export const awkwardNumber: fc.Arbitrary<number> = fc.oneof(
 export const awkwardString: fc.Arbitrary<string> = fc.oneof(
   unicodeString(0, 40),
   fc.string({ unit: 'grapheme-composite', maxLength: 10 }),
-  fc.constantFrom('', ' ', '\u0000', '\uFEFF', '\u202E', '\uD800', '\uDFFF', 'e\u0301', '😀'.repeat(60), '0', '-1', '1e3', '18446744073709551616', '9'.repeat(30), '00012', ' 12 '),
+  fc.constantFrom(
+    '',
+    ' ',
+    '\u0000',
+    '\uFEFF',
+    '\u202E',
+    '\uD800',
+    '\uDFFF',
+    'e\u0301',
+    '😀'.repeat(60),
+    '0',
+    '-1',
+    '1e3',
+    '18446744073709551616',
+    '9'.repeat(30),
+    '00012',
+    ' 12 ',
+  ),
   fc.stringMatching(/^[1-9]\d{0,19}$/),
   fc.integer({ min: 200, max: 70_000 }).map((n) => 'x'.repeat(n)),
 );
@@ -155,7 +200,11 @@ export const awkwardJsonValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknow
     awkwardNumber,
     awkwardString,
     fc.array(tie('value'), { maxLength: 4 }),
-    fc.dictionary(awkwardString.filter((s) => s.length < 50), tie('value'), { maxKeys: 4 }),
+    fc.dictionary(
+      awkwardString.filter((s) => s.length < 50),
+      tie('value'),
+      { maxKeys: 4 },
+    ),
   ),
 })).value;
 
@@ -173,29 +222,108 @@ export function mutatedBody(valid: fc.Arbitrary<unknown>): fc.Arbitrary<Buffer> 
   const text = fc.oneof(
     { weight: 14, arbitrary: valid.map((v) => JSON.stringify(v)) },
     // a field dropped
-    { weight: 2, arbitrary: fc.tuple(valid, fc.nat()).map(([v, n]) => { const o = { ...asObject(v) }; const keys = Object.keys(o); if (keys.length) delete o[keys[n % keys.length]]; return JSON.stringify(o); }) },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(valid, fc.nat()).map(([v, n]) => {
+        const o = { ...asObject(v) };
+        const keys = Object.keys(o);
+        if (keys.length) delete o[keys[n % keys.length]];
+        return JSON.stringify(o);
+      }),
+    },
     // a field of the wrong type, size or value
-    { weight: 4, arbitrary: fc.tuple(valid, fc.nat(), awkwardJsonValue).map(([v, n, bad]) => { const o = { ...asObject(v) }; const keys = Object.keys(o); if (keys.length) o[keys[n % keys.length]] = bad; return JSON.stringify(o); }) },
+    {
+      weight: 4,
+      arbitrary: fc.tuple(valid, fc.nat(), awkwardJsonValue).map(([v, n, bad]) => {
+        const o = { ...asObject(v) };
+        const keys = Object.keys(o);
+        if (keys.length) o[keys[n % keys.length]] = bad;
+        return JSON.stringify(o);
+      }),
+    },
     // an unknown field
-    { weight: 2, arbitrary: fc.tuple(valid, awkwardString.filter((s) => s.length < 50), awkwardJsonValue).map(([v, key, bad]) => JSON.stringify({ ...asObject(v), [key]: bad })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(
+          valid,
+          awkwardString.filter((s) => s.length < 50),
+          awkwardJsonValue,
+        )
+        .map(([v, key, bad]) => JSON.stringify({ ...asObject(v), [key]: bad })),
+    },
     // a number JSON.stringify cannot write: overflow, or more digits than a double holds
-    { weight: 1, arbitrary: fc.tuple(valid, fc.nat(), fc.constantFrom('1e400', '-1e400', '123456789012345678901234567890', '1.0', '1E2', '-0', '0.0000001')).map(([v, n, literal]) => { const o = asObject(v); const keys = Object.keys(o); const key = keys[n % Math.max(keys.length, 1)] ?? 'x'; return JSON.stringify({ ...o, [key]: 0 }).replace(`${JSON.stringify(key)}:0`, `${JSON.stringify(key)}:${literal}`); }) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(valid, fc.nat(), fc.constantFrom('1e400', '-1e400', '123456789012345678901234567890', '1.0', '1E2', '-0', '0.0000001'))
+        .map(([v, n, literal]) => {
+          const o = asObject(v);
+          const keys = Object.keys(o);
+          const key = keys[n % Math.max(keys.length, 1)] ?? 'x';
+          return JSON.stringify({ ...o, [key]: 0 }).replace(`${JSON.stringify(key)}:0`, `${JSON.stringify(key)}:${literal}`);
+        }),
+    },
     // a key twice
-    { weight: 1, arbitrary: valid.map((v) => { const json = JSON.stringify(v); const first = Object.entries(asObject(v))[0]; return first && json.startsWith('{') ? `{${JSON.stringify(first[0])}:null,${json.slice(1)}` : json; }) },
+    {
+      weight: 1,
+      arbitrary: valid.map((v) => {
+        const json = JSON.stringify(v);
+        const first = Object.entries(asObject(v))[0];
+        return first && json.startsWith('{') ? `{${JSON.stringify(first[0])}:null,${json.slice(1)}` : json;
+      }),
+    },
     // another JSON value altogether
     { weight: 2, arbitrary: awkwardJsonValue.map((v) => JSON.stringify(v) ?? 'null') },
     // not (quite) JSON
-    { weight: 2, arbitrary: fc.tuple(valid, fc.nat()).map(([v, n]) => { const json = JSON.stringify(v); return json.slice(0, n % Math.max(json.length, 1)); }) },
-    { weight: 1, arbitrary: fc.constantFrom('', ' ', 'null', '"a"', '1', 'true', '{', '}', '[', '{"a":1,}', "{'a':1}", 'name=a&payPassword=b', '\uFEFF{}', '{"a":"\\ud800"}', '{"a":"\\u0000"}', '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{}}}') },
+    {
+      weight: 2,
+      arbitrary: fc.tuple(valid, fc.nat()).map(([v, n]) => {
+        const json = JSON.stringify(v);
+        return json.slice(0, n % Math.max(json.length, 1));
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '',
+        ' ',
+        'null',
+        '"a"',
+        '1',
+        'true',
+        '{',
+        '}',
+        '[',
+        '{"a":1,}',
+        "{'a':1}",
+        'name=a&payPassword=b',
+        '\uFEFF{}',
+        '{"a":"\\ud800"}',
+        '{"a":"\\u0000"}',
+        '{"__proto__":{"x":1}}',
+        '{"constructor":{"prototype":{}}}',
+      ),
+    },
     // nested deeper than 32 levels, or just within
-    { weight: 2, arbitrary: fc.tuple(fc.constantFrom(31, 32, 33, 40, 1000, 20_000), fc.constantFrom('array', 'object') as fc.Arbitrary<'array' | 'object'>).map(([levels, kind]) => nestedJson(levels, kind)) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .tuple(fc.constantFrom(31, 32, 33, 40, 1000, 20_000), fc.constantFrom<'array' | 'object'>('array', 'object'))
+        .map(([levels, kind]) => nestedJson(levels, kind)),
+    },
     // over 64 KiB
     { weight: 1, arbitrary: fc.integer({ min: 64 * 1024 - 64, max: 80 * 1024 }).map((n) => JSON.stringify({ name: 'x'.repeat(n), payPassword: 'secret123' })) },
   );
   return fc.oneof(
     { weight: 12, arbitrary: text.map((t) => Buffer.from(t, 'utf8')) },
     // bytes that are not UTF-8 inside a JSON string
-    { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 16 }).map((bytes) => Buffer.concat([Buffer.from('{"name":"'), Buffer.from(bytes), Buffer.from('","payPassword":"secret123"}')])) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .uint8Array({ minLength: 1, maxLength: 16 })
+        .map((bytes) => Buffer.concat([Buffer.from('{"name":"'), Buffer.from(bytes), Buffer.from('","payPassword":"secret123"}')])),
+    },
   );
 }
 
@@ -254,7 +382,29 @@ export const contentType: fc.Arbitrary<string | undefined> = fc.oneof(
 
 /** Path segments that are not ids: escapes that do not decode, unicode, traversal, huge numbers... */
 export const awkwardPathSegment: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('%', '%zz', '%E0%A4%A', '%C0%AF', '%FF', '%00', '%2F', '..', '.', '%2e%2e', '0', '-1', '1e3', '01', '18446744073709551616', '9'.repeat(25), 'me', 'async', '%20', '%F0%9F%98%80', 'x'.repeat(300)),
+  fc.constantFrom(
+    '%',
+    '%zz',
+    '%E0%A4%A',
+    '%C0%AF',
+    '%FF',
+    '%00',
+    '%2F',
+    '..',
+    '.',
+    '%2e%2e',
+    '0',
+    '-1',
+    '1e3',
+    '01',
+    '18446744073709551616',
+    '9'.repeat(25),
+    'me',
+    'async',
+    '%20',
+    '%F0%9F%98%80',
+    'x'.repeat(300),
+  ),
   awkwardString.filter((s) => s.length < 100).map((s) => encodeURIComponent(s.replace(/[\uD800-\uDFFF]/g, ''))),
   fc.stringMatching(/^[1-9]\d{0,19}$/),
 );

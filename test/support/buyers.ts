@@ -14,7 +14,14 @@ export async function bulkBuyers(app: App, n: number, prefix = 'fan'): Promise<A
   for (let i = 0; i < n; i += 1_000) {
     const rows = Array.from({ length: Math.min(1_000, n - i) }, (_, j) => ({ name: `${prefix}-${i + j}`, pay_password_hash: hash }));
     await app.db('users').insert(rows);
-    const inserted: string[] = await app.db('users').whereIn('name', rows.map((r) => r.name)).orderBy('id').pluck('id');
+    const inserted: string[] = await app
+      .db('users')
+      .whereIn(
+        'name',
+        rows.map((r) => r.name),
+      )
+      .orderBy('id')
+      .pluck('id');
     ids.push(...inserted.map(String));
   }
   return ids.map((id) => ({ id, auth: { Authorization: `Bearer ${signer.issue(id)}` } }));

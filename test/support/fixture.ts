@@ -109,7 +109,15 @@ async function checkMoneyOfDatabase(database: string): Promise<void> {
   const url = new URL(BASE_ENV.DATABASE_URL);
   const db = knex({
     client: 'mysql2',
-    connection: { host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username || 'root'), password: decodeURIComponent(url.password), database, supportBigNumbers: true, bigNumberStrings: true },
+    connection: {
+      host: url.hostname,
+      port: Number(url.port || 3306),
+      user: decodeURIComponent(url.username || 'root'),
+      password: decodeURIComponent(url.password),
+      database,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+    },
     pool: { min: 0, max: 1 },
   });
   try {

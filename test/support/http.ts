@@ -58,11 +58,7 @@ export class Api {
   }
 
   async createShow(rows: number, seatsPerRow: number, priceCents = 2_500) {
-    const reply = await this.post(
-      '/api/admin/shows',
-      { title: 'Test show', startsAt: '2030-01-01T20:00:00Z', priceCents, rows, seatsPerRow },
-      ADMIN,
-    );
+    const reply = await this.post('/api/admin/shows', { title: 'Test show', startsAt: '2030-01-01T20:00:00Z', priceCents, rows, seatsPerRow }, ADMIN);
     if (reply.status !== 201) throw new Error(`show creation failed: ${reply.status} ${JSON.stringify(reply.body)}`);
     const seats = await this.get(`/api/shows/${reply.body.id}/seats`);
     return { ...(reply.body as { id: string; seatsTotal: number; priceCents: number }), seatIds: (seats.body as Array<{ id: string }>).map((s) => s.id) };

@@ -64,7 +64,20 @@ export async function sagasSettled(app: App): Promise<boolean> {
 
 /** Row counts of every table, to prove a request wrote nothing. */
 export async function tableCounts(app: App): Promise<Record<string, number>> {
-  const tables = ['users', 'ledger_entries', 'shows', 'seats', 'seat_holds', 'orders', 'order_seats', 'sagas', 'saga_steps', 'saga_compensations', 'outbox', 'reservations'];
+  const tables = [
+    'users',
+    'ledger_entries',
+    'shows',
+    'seats',
+    'seat_holds',
+    'orders',
+    'order_seats',
+    'sagas',
+    'saga_steps',
+    'saga_compensations',
+    'outbox',
+    'reservations',
+  ];
   const counts: Record<string, number> = {};
   for (const table of tables) {
     const [{ n }] = await app.db(table).count({ n: '*' });
@@ -78,7 +91,8 @@ export async function tableCounts(app: App): Promise<Record<string, number>> {
  * payments + refunds (from the ledger), and no balance negative. Returns the users checked.
  */
 export async function checkMoneyInvariant(app: Pick<App, 'db'>): Promise<number> {
-  const rows: Array<{ id: string; balance_cents: string; credits: string; payments: string; refunds: string }> = await app.db('users')
+  const rows: Array<{ id: string; balance_cents: string; credits: string; payments: string; refunds: string }> = await app
+    .db('users')
     .leftJoin('ledger_entries', 'ledger_entries.user_id', 'users.id')
     .groupBy('users.id', 'users.balance_cents')
     .select(

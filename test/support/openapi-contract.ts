@@ -107,7 +107,11 @@ export function checkResponse(method: string, url: string, status: number, heade
 }
 
 export function contractReport(): string {
-  const successes = operations.flatMap((o) => Object.keys(o.responses).filter((s) => Number(s) < 300).map((s) => `${o.method} ${o.template} ${s}`));
+  const successes = operations.flatMap((o) =>
+    Object.keys(o.responses)
+      .filter((s) => Number(s) < 300)
+      .map((s) => `${o.method} ${o.template} ${s}`),
+  );
   const unseen = successes.filter((s) => !seen.has(s));
   return (
     `${contract.validated} responses validated against /openapi.json (${contract.skipped} not JSON, skipped); ` +

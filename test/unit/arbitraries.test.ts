@@ -38,7 +38,10 @@ describe('Arbitraries drawn from JSON Schema (test support)', () => {
   it('When a string is drawn, then its UTF-16 length (what zod counts) is within bounds, astral planes included', () => {
     const values = sample(unicodeString(1, 4), 1000);
     expect(values.every((s) => s.length >= 1 && s.length <= 4)).to.equal(true);
-    expect(values.some((s) => /[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(s)), 'some astral code point').to.equal(true);
+    expect(
+      values.some((s) => /[\uD800-\uDBFF][\uDC00-\uDFFF]/.test(s)),
+      'some astral code point',
+    ).to.equal(true);
   });
 
   it("When drawn from the request schemas' own JSON Schema (z.toJSONSchema), then zod accepts them but for what JSON Schema cannot say (refinements, trims)", () => {
@@ -47,7 +50,11 @@ describe('Arbitraries drawn from JSON Schema (test support)', () => {
     const cases: Array<[z.ZodType, Record<string, fc.Arbitrary<unknown>>, (v: any) => boolean]> = [
       [schemas.createUser, {}, (v) => v.name.trim() === ''],
       [schemas.credit, {}, (v) => v.amountCents === 0], // refine: positive
-      [schemas.createShow, { rows: fc.integer({ min: 1, max: 10 }), seatsPerRow: fc.integer({ min: 1, max: 10 }) }, (v) => v.title.trim() === '' || !(Date.parse(v.startsAt) >= 0 && Date.parse(v.startsAt) < Date.UTC(10000, 0, 1))], // refine: 1970..9999
+      [
+        schemas.createShow,
+        { rows: fc.integer({ min: 1, max: 10 }), seatsPerRow: fc.integer({ min: 1, max: 10 }) },
+        (v) => v.title.trim() === '' || !(Date.parse(v.startsAt) >= 0 && Date.parse(v.startsAt) < Date.UTC(10000, 0, 1)),
+      ], // refine: 1970..9999
       [schemas.createOrder, ids, twice], // refine: no seat twice
       [schemas.createAsyncOrder, ids, twice],
       [schemas.pay, {}, () => false],
@@ -70,10 +77,22 @@ describe('Arbitraries drawn from JSON Schema (test support)', () => {
         return { ok: false, value: undefined };
       }
     });
-    expect(parsed.some((p) => p.ok && schemas.pay.safeParse(p.value).success), 'some valid').to.equal(true);
-    expect(parsed.some((p) => !p.ok), 'some not JSON').to.equal(true);
-    expect(parsed.some((p) => p.ok && nestedDeeperThan(p.value, 32)), 'some too deep').to.equal(true);
-    expect(bodies.some((text) => text.length > 64 * 1024), 'some over 64 KiB').to.equal(true);
+    expect(
+      parsed.some((p) => p.ok && schemas.pay.safeParse(p.value).success),
+      'some valid',
+    ).to.equal(true);
+    expect(
+      parsed.some((p) => !p.ok),
+      'some not JSON',
+    ).to.equal(true);
+    expect(
+      parsed.some((p) => p.ok && nestedDeeperThan(p.value, 32)),
+      'some too deep',
+    ).to.equal(true);
+    expect(
+      bodies.some((text) => text.length > 64 * 1024),
+      'some over 64 KiB',
+    ).to.equal(true);
   });
 
   it('When JSON is nested n levels, then the depth check counts n', () => {

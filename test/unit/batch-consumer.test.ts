@@ -9,7 +9,10 @@ const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('Ack coalescing (pure logic, a fake channel)', () => {
   function fakeChannel() {
     const acks: Array<[number, boolean]> = [];
-    return { acks, target: { open: true, channel: { ack: (msg: ConsumeMessage, allUpTo?: boolean) => acks.push([msg.fields.deliveryTag, Boolean(allUpTo)]) } } };
+    return {
+      acks,
+      target: { open: true, channel: { ack: (msg: ConsumeMessage, allUpTo?: boolean) => acks.push([msg.fields.deliveryTag, Boolean(allUpTo)]) } },
+    };
   }
 
   it('When a run of deliveries is settled from the oldest, then one multiple ack covers it', () => {
@@ -77,7 +80,10 @@ describe('Batching (pure logic)', () => {
     expect(batcher.waiting).to.equal(2);
     release.shift()!();
     await tick();
-    expect(started).to.deep.equal([[1, 2, 3], [4, 5]]);
+    expect(started).to.deep.equal([
+      [1, 2, 3],
+      [4, 5],
+    ]);
     release.shift()!();
     await tick();
     batcher.add(6);

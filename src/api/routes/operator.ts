@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { AppError, notFound } from '../../errors';
 import { CONSUMER_NAMES } from '../../operator/dead-letter-queues';
-import { SAGA_STATUSES } from '../../operator/saga-queries';
+import { SAGA_STATUSES } from '../../operator/saga-query-types';
 import { snowflakeFloor } from '../../support/ids';
 import type { OperatorDeps } from '../deps';
 import { idString, parse, pathId } from '../validation';

@@ -73,7 +73,9 @@ export function deliveriesSoFar(msg: Pick<ConsumeMessage, 'properties'>, queue: 
   const counted = Number(msg.properties.headers?.[DELIVERIES_HEADER] ?? 0);
   const deaths = msg.properties.headers?.['x-death'];
   const rejected = Array.isArray(deaths)
-    ? deaths.filter((death: Death) => death.queue === queue && death.reason === 'rejected').reduce((sum: number, death: Death) => sum + Number(death.count ?? 0), 0)
+    ? deaths
+        .filter((death: Death) => death.queue === queue && death.reason === 'rejected')
+        .reduce((sum: number, death: Death) => sum + Number(death.count ?? 0), 0)
     : 0;
   return Math.max(Number.isFinite(counted) ? counted : 0, rejected);
 }

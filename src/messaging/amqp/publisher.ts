@@ -38,7 +38,9 @@ export class ConfirmPublisher {
     if (!live || !live.open) return Promise.reject(new BrokerUnavailableError());
     return new Promise<void>((resolve, reject) => {
       try {
-        live.channel.publish(exchange, routingKey, content, options, (err) => (err ? reject(new BrokerUnavailableError(`publish not confirmed: ${errorMessage(err)}`)) : resolve()));
+        live.channel.publish(exchange, routingKey, content, options, (err) =>
+          err ? reject(new BrokerUnavailableError(`publish not confirmed: ${errorMessage(err)}`)) : resolve(),
+        );
       } catch (err) {
         reject(new BrokerUnavailableError(errorMessage(err)));
       }
