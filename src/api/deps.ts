@@ -1,4 +1,5 @@
 import type { Db } from '../db/database';
+import type { Clock } from '../support/time';
 import type { AsyncOrderIntake } from '../flash-sale/intake';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -29,8 +30,7 @@ export interface OperatorDeps {
   sagaQueries: SagaQueries;
   deadLetterLog: DeadLetterLog;
   deadLetters: DeadLetters;
-  /** Wakes the outbox relay: a redriven compensation is published at once. */
-  kickRelay(): void;
+  clock: Clock;
 }
 
 export interface ApiDeps {

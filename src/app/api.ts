@@ -79,7 +79,7 @@ export async function startApi(core: Core, stops: StopList): Promise<string> {
       }),
       deadLetterLog: core.deadLetterLog,
       deadLetters: core.deadLetters,
-      kickRelay: () => core.relay.kick(),
+      clock,
     },
   });
   // On stop, requests waiting for their async order are answered first (202, or 201 if it is in

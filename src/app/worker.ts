@@ -135,6 +135,7 @@ export async function startWorker(core: Core, stops: StopList): Promise<{ sweepe
   // The saga log's retention (SAGA_RETENTION_DAYS): ended sagas past the window, in small batches.
   const retention = new SagaRetention(db, logger, {
     retentionDays: config.SAGA_RETENTION_DAYS,
+    clock,
     onPurged: (table, rows) => metrics.retentionPurged.inc({ table }, rows),
   });
   retention.start();

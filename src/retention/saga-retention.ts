@@ -2,6 +2,7 @@ import { inTransaction, type Db } from '../db/database';
 import type { Logger } from '../observability/logger';
 import { snowflakeFloor } from '../support/ids';
 import { Periodic } from '../support/periodic';
+import { systemClock, type Clock } from '../support/time';
 
 /** The statuses a saga never leaves: only these are ever purged. */
 export const ENDED_SAGA_STATUSES = ['COMPLETED', 'COMPENSATED'] as const;
@@ -14,6 +15,7 @@ export type PurgeCounts = Record<RetentionTable, number>;
 export interface SagaRetentionOptions {
   /** SAGA_RETENTION_DAYS: ended sagas whose end is older than this go; 0 keeps everything. */
   retentionDays: number;
+  clock?: Clock;
   /** Sagas per batch, each batch one short transaction (default 500). */
   batchSize?: number;
   /** Pause between two batches, so the purge never takes more than a slice of the database (default 100 ms). */
@@ -63,6 +65,10 @@ export class SagaRetention {
     this.periodic = new Periodic('saga retention', options.intervalMs ?? 10 * 60_000, async () => void (await this.purgeOnce()), logger);
   }
 
+  private now(): number {
+    return (this.options.clock ?? systemClock).now();
+  }
+
   /** Starts the periodic passes (none when retentionDays is 0). */
   start(): void {
     if (this.options.retentionDays <= 0) {
@@ -82,7 +88,7 @@ export class SagaRetention {
 
   /** One pass: everything past the window, batch by batch, until none is left (or stop()). */
   async purgeOnce(): Promise<PurgeResult> {
-    const started = Date.now();
+    const started = this.now();
     const deleted = Object.fromEntries(RETENTION_TABLES.map((t) => [t, 0])) as PurgeCounts;
     const result: PurgeResult = { deleted, batches: 0, ms: 0, slowestBatchMs: 0, finished: true };
     if (this.options.retentionDays <= 0) return result;
@@ -92,20 +98,20 @@ export class SagaRetention {
     const cutoffDate = cutoff instanceof Date ? cutoff : new Date(`${String(cutoff).replace(' ', 'T')}Z`);
     // A saga minted after the cutoff cannot have ended before it (a margin for clocks that differ).
     const idBound = snowflakeFloor(cutoffDate.getTime() + CLOCK_MARGIN_MS);
-    let lastLog = Date.now();
+    let lastLog = this.now();
     const count = (table: RetentionTable, rows: number) => {
       deleted[table] += rows;
       if (rows > 0) this.options.onPurged?.(table, rows);
     };
     const batch = async (work: () => Promise<Partial<PurgeCounts>>): Promise<number> => {
-      const t0 = Date.now();
+      const t0 = this.now();
       const counts = await work();
-      result.slowestBatchMs = Math.max(result.slowestBatchMs, Date.now() - t0);
+      result.slowestBatchMs = Math.max(result.slowestBatchMs, this.now() - t0);
       result.batches++;
       for (const [table, rows] of Object.entries(counts)) count(table as RetentionTable, rows ?? 0);
-      if (Date.now() - lastLog >= PROGRESS_LOG_MS) {
-        lastLog = Date.now();
-        this.logger.info('saga retention purging', { ...deleted, batches: result.batches, seconds: Math.round((Date.now() - started) / 1000) });
+      if (this.now() - lastLog >= PROGRESS_LOG_MS) {
+        lastLog = this.now();
+        this.logger.info('saga retention purging', { ...deleted, batches: result.batches, seconds: Math.round((this.now() - started) / 1000) });
       }
       return Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
     };
@@ -132,7 +138,7 @@ export class SagaRetention {
       while (!this.stopping && (await batch(purge)) === batchSize) await this.pause();
     }
     result.finished = !this.stopping;
-    result.ms = Date.now() - started;
+    result.ms = this.now() - started;
     const total = Object.values(deleted).reduce((a, b) => a + b, 0);
     if (total > 0 || !result.finished) {
       this.logger.info(result.finished ? 'saga retention pass done' : 'saga retention pass stopped', {

@@ -72,7 +72,6 @@ export function operatorRoutes(deps: OperatorDeps): Router {
       if (status === 'missing') throw notFound('saga');
       throw new AppError('SAGA_NOT_COMPENSATING', `saga ${sagaId} is ${status}: only a COMPENSATING saga has a compensation to send again`, { status });
     }
-    deps.kickRelay();
     res.status(202).location(`/api/admin/sagas/${sagaId}`).json({ id: sagaId, status: 'COMPENSATING', redriven: true });
   });
 
@@ -88,7 +87,7 @@ export function operatorRoutes(deps: OperatorDeps): Router {
 
   // The console's live counters: one cheap read for all of them (orders by id range: ids are time-ordered).
   router.get('/overview', async (_req, res) => {
-    const now = Date.now();
+    const now = deps.clock.now();
     const count = async (query: Promise<Array<{ n: number | string }>>) => Number((await query)[0].n);
     const [lastMinute, lastHour, running, compensating, deadLetters] = await Promise.all([
       count(
