@@ -70,6 +70,17 @@ stop_pid() {
   done
 }
 
+# In a subshell about to start a node: closes every inherited fd above 2, so that the node holds
+# nothing of whoever ran this script. flock(1) hands its lock to the command it runs: a node
+# started under `flock some.lock npm run cluster:up` would otherwise hold that lock for its life.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 print_node_names() {

@@ -107,9 +107,9 @@ rabbit_start() {
   rm -f "$dir/rabbit.pid"
   mapfile -t envs < <(as_rabbit_prefix; echo env; rabbit_env "$n")
   log "starting rabbit-$n: $(rabbit_node "$n") amqp 127.0.0.1:$(rabbit_amqp_port "$n") management :$(rabbit_mgmt_port "$n") dist :$(rabbit_dist_port "$n")"
-  # setsid -f: a session of its own, so the node outlives this script; fd 9 (the lock) is closed.
-  (cd "$dir" && setsid -f "${envs[@]}" "$RABBIT_BIN/rabbitmq-server" \
-    >>"$dir/log/startup.log" 2>&1 </dev/null 9>&-)
+  # setsid -f: a session of its own, so the node outlives this script.
+  (cd "$dir" && close_inherited_fds && setsid -f "${envs[@]}" "$RABBIT_BIN/rabbitmq-server" \
+    >>"$dir/log/startup.log" 2>&1 </dev/null)
 }
 
 # Waits until node N has booted (pid file written, rabbit app running).

@@ -25,11 +25,11 @@ redis_start() {
   mkdir -p "$dir"
   log "starting redis-$port"
   # The service turns expiry notifications on itself; set here too for redis-cli users.
-  (cd "$dir" && redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+  (cd "$dir" && close_inherited_fds && redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
     --cluster-enabled yes --cluster-config-file nodes.conf \
     --cluster-node-timeout "$REDIS_NODE_TIMEOUT_MS" --dir "$dir" \
     --save '' --appendonly no --notify-keyspace-events Ex \
-    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" 9>&-) ||
+    --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log") ||
     die "redis-$port did not start (log: $dir/redis.log)"
 }
 
