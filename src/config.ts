@@ -7,20 +7,19 @@ import { z } from 'zod';
  */
 
 const urlWithProtocols = (protocols: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
+  );
 
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+  z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
 const flag = z.enum(['0', '1', 'true', 'false', 'on', 'off']).transform((v) => ['1', 'true', 'on'].includes(v));
 
@@ -104,7 +103,17 @@ const schema = z.object({
     .string()
     .regex(/^\s*\d+(\s*,\s*\d+)*\s*$/, 'must be a comma-separated list of milliseconds, e.g. 1000,10000,60000,300000')
     .transform((value) => value.split(',').map((v) => Number(v.trim())))
-    .pipe(z.array(z.number().int().min(10, 'each delay must be at least 10 ms').max(24 * 3600 * 1000)).max(10, 'at most 10 tiers'))
+    .pipe(
+      z
+        .array(
+          z
+            .number()
+            .int()
+            .min(10, 'each delay must be at least 10 ms')
+            .max(24 * 3600 * 1000),
+        )
+        .max(10, 'at most 10 tiers'),
+    )
     .optional(),
   RETRY_DELAY_MS: integer(10).optional(),
   MAX_DELIVERIES: integer(1, 100).default(8),
@@ -131,7 +140,11 @@ export type Config = Omit<z.output<typeof schema>, 'ADMIN_TOKEN' | 'RETRY_DELAYS
 };
 
 export class ConfigError extends Error {
-  constructor(readonly variable: string, reason: string, value: unknown) {
+  constructor(
+    readonly variable: string,
+    reason: string,
+    value: unknown,
+  ) {
     super(`Invalid ${variable}=${JSON.stringify(value)}: ${reason}`);
     this.name = 'ConfigError';
   }

@@ -88,7 +88,10 @@ export interface TopologyOptions {
   queueType?: 'classic' | 'quorum';
 }
 
-export function buildTopology({ namespace: ns, retryDelaysMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions, routes: readonly CompensationRoute[]): Topology {
+export function buildTopology(
+  { namespace: ns, retryDelaysMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions,
+  routes: readonly CompensationRoute[],
+): Topology {
   const compensation = `${ns}.compensation`;
   const deadLetter = `${ns}.dead-letter`;
   const declaredQueues: QueueSpec[] = [];

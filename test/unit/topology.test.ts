@@ -25,8 +25,15 @@ describe('Topology', () => {
     const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 900_000 }, routes);
     const byName = new Map(topology.declaredQueues.map((q) => [q.name, q]));
     const work = topology.listenerQueues['seat-release']!;
-    expect(byName.get(work.name)!.arguments).to.deep.equal({ 'x-dead-letter-exchange': 'ns.dead-letter', 'x-dead-letter-routing-key': 'ns.compensation.seat-release.retry' });
-    expect(byName.get(work.retryQueue)!.arguments).to.deep.equal({ 'x-message-ttl': 250, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': work.name });
+    expect(byName.get(work.name)!.arguments).to.deep.equal({
+      'x-dead-letter-exchange': 'ns.dead-letter',
+      'x-dead-letter-routing-key': 'ns.compensation.seat-release.retry',
+    });
+    expect(byName.get(work.retryQueue)!.arguments).to.deep.equal({
+      'x-message-ttl': 250,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': work.name,
+    });
     expect(byName.get(work.deadLetterQueue)!.bindings).to.deep.equal([{ exchange: 'ns.dead-letter', routingKey: 'ns.compensation.seat-release.dlq' }]);
     expect(topology.listenerQueues['balance-restore']).to.equal(undefined);
   });

@@ -76,9 +76,15 @@ export class ManagedConnection {
       this.options.onDisconnect?.();
       logger.warn('rabbitmq disconnected, reconnecting', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) });
     });
-    this.connection.on('connect-failed', (err: Error) => logger.warn('rabbitmq unreachable, retrying', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }));
-    this.connection.on('error', (err: Error) => logger.warn('rabbitmq connection error', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }));
-    this.connection.on('handler-error', (err: Error, event: string) => logger.error('rabbitmq event handler threw', { event, connection: name, error: errorMessage(err) }));
+    this.connection.on('connect-failed', (err: Error) =>
+      logger.warn('rabbitmq unreachable, retrying', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }),
+    );
+    this.connection.on('error', (err: Error) =>
+      logger.warn('rabbitmq connection error', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }),
+    );
+    this.connection.on('handler-error', (err: Error, event: string) =>
+      logger.error('rabbitmq event handler threw', { event, connection: name, error: errorMessage(err) }),
+    );
     this.connection.on('blocked', (reason: string) => logger.warn('rabbitmq blocked the connection', { connection: name, reason }));
     await this.connection.waitForConnect();
   }
@@ -103,7 +109,9 @@ export class ManagedConnection {
       setTimeout(attempt, 500).unref();
     });
     live.channel.on('error', (err: Error) => logger.warn('rabbitmq channel error', { channel: role, error: errorMessage(err) }));
-    live.channel.on('handler-error', (err: Error, event: string) => logger.error('rabbitmq channel handler threw', { channel: role, event, error: errorMessage(err) }));
+    live.channel.on('handler-error', (err: Error, event: string) =>
+      logger.error('rabbitmq channel handler threw', { channel: role, event, error: errorMessage(err) }),
+    );
   }
 
   /** A short-lived channel for one-off work (inspect, purge, read a DLQ), closed after it. */
