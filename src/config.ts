@@ -18,6 +18,33 @@ const urlWithProtocols = (protocols: string[]) =>
     `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`,
   );
 
+/** One URL, or several comma-separated (the nodes of a cluster: connect to any, fail over to the next). */
+const urlListWithProtocols = (protocols: string[]) =>
+  z.string().refine(
+    (value) =>
+      value.split(',').every((part) => {
+        try {
+          return protocols.includes(new URL(part.trim()).protocol);
+        } catch {
+          return false;
+        }
+      }),
+    `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}, or several, comma-separated`,
+  );
+
+/** `host:port,host:port,…`: the startup nodes of a Redis Cluster (any of them; the client finds the rest). */
+const hostPortList = z
+  .string()
+  .regex(/^\s*[^\s,]+:\d{1,5}(\s*,\s*[^\s,]+:\d{1,5})*\s*$/, 'must be host:port, or several, comma-separated')
+  .transform((value) =>
+    value.split(',').map((entry) => {
+      const node = entry.trim();
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
+    }),
+  )
+  .pipe(z.array(z.object({ host: z.string().min(1), port: z.number().int().min(1, 'ports are 1-65535').max(65535, 'ports are 1-65535') })));
+
 const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.string().regex(/^\d+$/, 'must be a whole number').transform(Number).pipe(z.number().int().min(min).max(max));
 
@@ -36,7 +63,11 @@ const schema = z.object({
   WORKER_PORT: integer(0, 65535).default(0),
   DATABASE_URL: urlWithProtocols(['mysql:', 'mariadb:']).default('mysql://root@127.0.0.1:3306/seat_saga'),
   REDIS_URL: urlWithProtocols(['redis:', 'rediss:']).default('redis://127.0.0.1:6379/0'),
-  AMQP_URL: urlWithProtocols(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
+  // Redis Cluster: when set, REDIS_URL is not used (the cluster has no databases but 0).
+  REDIS_CLUSTER_NODES: hostPortList.optional(),
+  // Several nodes of one RabbitMQ cluster may be listed: a connection goes to one, and to the next
+  // when it is lost or refused.
+  AMQP_URL: urlListWithProtocols(['amqp:', 'amqps:']).default('amqp://guest:guest@127.0.0.1:5672'),
   NAMESPACE: z
     .string()
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, dots, dashes or underscores')

@@ -86,15 +86,21 @@ export interface TopologyOptions {
   paymentWindowMs: number;
   /** QUEUE_TYPE: classic (default) or quorum (replicated, for a RabbitMQ cluster). */
   queueType?: 'classic' | 'quorum';
+  /** MAX_DELIVERIES: on quorum queues, also the broker's delivery limit of a work queue. */
+  maxDeliveries?: number;
 }
 
+/** MAX_DELIVERIES' default, for a topology built without it. */
+const DEFAULT_DELIVERY_LIMIT = 8;
+
 export function buildTopology(
-  { namespace: ns, retryDelaysMs, paymentWindowMs, queueType = 'classic' }: TopologyOptions,
+  { namespace: ns, retryDelaysMs, paymentWindowMs, queueType = 'classic', maxDeliveries = DEFAULT_DELIVERY_LIMIT }: TopologyOptions,
   routes: readonly CompensationRoute[],
 ): Topology {
   const compensation = `${ns}.compensation`;
   const deadLetter = `${ns}.dead-letter`;
   const declaredQueues: QueueSpec[] = [];
+  const consumed = new Set<string>();
   if (retryDelaysMs.length === 0) throw new Error('at least one retry delay is needed');
 
   /** A work queue with its retry tiers (`delays`, or only the first) and its DLQ. */
@@ -102,6 +108,7 @@ export function buildTopology(
     // The first tier keeps the plain `.retry` name: it is where the work queue dead-letters to.
     const retryTiers = [...new Set(delays)].map((delayMs, i) => ({ queue: i === 0 ? `${name}.retry` : `${name}.retry-${delayMs}ms`, delayMs }));
     const queue = { name, retryQueue: retryTiers[0].queue, retryTiers, deadLetterQueue: `${name}.dlq` };
+    consumed.add(name);
     declaredQueues.push({
       name,
       arguments: { 'x-dead-letter-exchange': deadLetter, 'x-dead-letter-routing-key': queue.retryQueue },
@@ -152,8 +159,8 @@ export function buildTopology(
   // An order message is stale after ORDER_MAX_QUEUE_DELAY_MS (seconds): longer waits serve nothing.
   const persistQueue = workQueue(`${ordersExchange}.persist`, [{ exchange: ordersExchange, routingKey: 'accepted' }], retryDelaysMs.slice(0, 1));
 
-  // Quorum queues (RabbitMQ 3.10+) keep the same arguments: dead-lettering and message TTL work there too.
-  if (queueType === 'quorum') for (const queue of declaredQueues) queue.arguments['x-queue-type'] = 'quorum';
+  if (queueType === 'quorum')
+    for (const queue of declaredQueues) Object.assign(queue.arguments, quorumArguments(queue, consumed.has(queue.name), maxDeliveries));
 
   return {
     exchanges: { compensation, deadLetter, expiry: expiryExchange, orders: ordersExchange },
@@ -169,6 +176,36 @@ export function buildTopology(
     ],
     declaredQueues,
   };
+}
+
+/**
+ * QUEUE_TYPE=quorum: every queue of the namespace, tiers and DLQs included, is a quorum queue,
+ * replicated over the cluster's nodes, so nothing waiting anywhere (a retry, an order's expiry, a
+ * dead letter) is lost or out of reach with one node. Added to the usual arguments:
+ *  - message TTL stays as it is: quorum queues honour `x-message-ttl` since RabbitMQ 3.10 (at the
+ *    head of the queue, like classic ones), so the retry tiers and the expiry wait queue keep
+ *    their design, and are replicated too (a classic tier would live on one node only);
+ *  - every queue that dead-letters (work queues, tiers, the wait queue) does it at-least-once
+ *    (`x-dead-letter-strategy`): the broker keeps the message until the target queue confirmed
+ *    it, instead of a fire-and-forget hop that a node failure can lose. The strategy requires
+ *    `x-overflow: reject-publish` (without it RabbitMQ silently falls back to at-most-once);
+ *    no queue has a length limit, so nothing is ever refused for it;
+ *  - work queues get an explicit `x-delivery-limit` of MAX_DELIVERIES: a message that comes back
+ *    that often without a verdict (its consumer dies with it, again and again) is dead-lettered
+ *    into the first retry tier instead of looping hot. Failures with a verdict are counted by
+ *    the consumers themselves (the `x-deliveries` header) and end in the DLQ as before;
+ *  - no delivery limit on the DLQs: the dead-letter resolver puts their messages back on every
+ *    pass, and a DLQ has nowhere to dead-letter to, so a limit would drop dead letters. Tiers and
+ *    the wait queue have no consumer at all.
+ */
+function quorumArguments(queue: QueueSpec, consumed: boolean, maxDeliveries: number): Record<string, unknown> {
+  const args: Record<string, unknown> = { 'x-queue-type': 'quorum' };
+  if (queue.arguments['x-dead-letter-exchange'] !== undefined) {
+    args['x-dead-letter-strategy'] = 'at-least-once';
+    args['x-overflow'] = 'reject-publish';
+  }
+  if (consumed) args['x-delivery-limit'] = maxDeliveries;
+  return args;
 }
 
 /** Every exchange and queue name of a namespace, for tests and operators that clean up. */

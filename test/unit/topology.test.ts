@@ -92,8 +92,47 @@ describe('Topology', () => {
       'x-dead-letter-exchange': 'ns.dead-letter',
       'x-dead-letter-routing-key': 'ns.orders.persist.retry',
       'x-queue-type': 'quorum',
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+      'x-delivery-limit': 8,
     });
     const classic = buildTopology({ namespace: 'ns', retryDelaysMs: [250], paymentWindowMs: 60_000 }, routes);
-    for (const queue of classic.declaredQueues) expect(queue.arguments).to.not.have.property('x-queue-type');
+    for (const queue of classic.declaredQueues) {
+      for (const name of ['x-queue-type', 'x-delivery-limit', 'x-dead-letter-strategy', 'x-overflow'])
+        expect(queue.arguments, queue.name).to.not.have.property(name);
+    }
+  });
+
+  it('When QUEUE_TYPE is quorum, then work queues have MAX_DELIVERIES as delivery limit, every queue that dead-letters does it at-least-once, TTLs stay, and DLQs have no limit', () => {
+    const topology = buildTopology({ namespace: 'ns', retryDelaysMs: [250, 5_000], paymentWindowMs: 60_000, queueType: 'quorum', maxDeliveries: 5 }, routes);
+    const byName = new Map(topology.declaredQueues.map((q) => [q.name, q.arguments]));
+    const work = [topology.listenerQueues['seat-release']!, topology.listenerQueues['order-delete']!, topology.expiry.dueQueue, topology.asyncOrders.queue];
+    for (const queue of work) {
+      expect(byName.get(queue.name), queue.name).to.include({
+        'x-delivery-limit': 5,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      });
+      for (const tier of queue.retryTiers) {
+        expect(byName.get(tier.queue), tier.queue).to.deep.equal({
+          'x-message-ttl': tier.delayMs,
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': queue.name,
+          'x-queue-type': 'quorum',
+          'x-dead-letter-strategy': 'at-least-once',
+          'x-overflow': 'reject-publish',
+        });
+      }
+      // The dead-letter resolver puts DLQ messages back every pass: a delivery limit would drop them.
+      expect(byName.get(queue.deadLetterQueue), queue.deadLetterQueue).to.deep.equal({ 'x-queue-type': 'quorum' });
+    }
+    expect(byName.get(topology.expiry.waitQueue)).to.deep.equal({
+      'x-message-ttl': 60_000,
+      'x-dead-letter-exchange': 'ns.expiry',
+      'x-dead-letter-routing-key': 'due',
+      'x-queue-type': 'quorum',
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+    });
   });
 });

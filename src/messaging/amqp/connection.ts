@@ -1,4 +1,4 @@
-import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from 'amqplib';
+import amqp, { type Channel, type ChannelModel, type Options, type RecoveringChannelModel } from 'amqplib';
 import type { Logger } from '../../observability/logger';
 import { errorMessage } from '../../observability/logger';
 import type { LiveChannel } from './deliveries';
@@ -10,12 +10,52 @@ export class BrokerUnavailableError extends Error {
   }
 }
 
+/** AMQP_URL: one URL, or the nodes of a cluster, comma-separated. */
+export function splitAmqpUrls(value: string): string[] {
+  return value
+    .split(',')
+    .map((url) => url.trim())
+    .filter((url) => url !== '');
+}
+
+/**
+ * What amqplib reads of a URL string, as its connect options (every field set, undefined when
+ * absent, so that assigning one endpoint over another leaves nothing of the previous one).
+ */
+export function endpointOf(url: string): Required<Pick<Options.Connect, 'protocol' | 'hostname' | 'vhost'>> & Options.Connect {
+  const parsed = new URL(url);
+  const query = parsed.searchParams;
+  const number = (name: string) => (query.has(name) ? Number(query.get(name)) : undefined);
+  const anonymous = parsed.username === '' && parsed.password === '';
+  return {
+    protocol: parsed.protocol.replace(/:$/, ''),
+    hostname: parsed.hostname.replace(/^\[|\]$/g, ''),
+    port: parsed.port === '' ? undefined : Number(parsed.port),
+    // amqplib logs in as guest/guest when both are missing, as it does for a URL string.
+    username: anonymous ? undefined : decodeURIComponent(parsed.username),
+    password: anonymous ? undefined : decodeURIComponent(parsed.password),
+    vhost: parsed.pathname.slice(1), // amqplib unescapes it; '' is '/'
+    heartbeat: number('heartbeat'),
+    frameMax: number('frameMax'),
+    channelMax: number('channelMax'),
+    maxFrameSize: number('maxFrameSize'),
+    locale: query.get('locale') ?? undefined,
+  };
+}
+
+const nodeOf = (endpoint: Options.Connect) => `${endpoint.hostname}:${endpoint.port ?? (endpoint.protocol === 'amqps' ? 5671 : 5672)}`;
+
 /**
  * One named RabbitMQ connection with amqplib's opt-in recovery: `setup` runs after every
  * (re)connect, before the connection counts as connected (declare the topology, open channels,
  * start consumers). Channels of a dead connection are never used again; a channel that closes
  * while its connection lives (a publish to a deleted exchange, a queue deleted under its
  * consumer) is reopened by `watch`.
+ *
+ * `url` may list several nodes of a cluster (comma-separated): the connection goes to the first,
+ * and each lost connection or failed attempt moves the next attempt to the next node, round the
+ * list. amqplib's recovery takes one URL and re-reads it on every attempt, so the connection is
+ * opened with a connect-options object whose fields are replaced by the next node's.
  */
 export class ManagedConnection {
   private connection: RecoveringChannelModel | null = null;
@@ -50,7 +90,20 @@ export class ManagedConnection {
   /** Connects, retrying with backoff for as long as it takes (each failure logged), and resolves once `setup` ran. */
   async start(): Promise<void> {
     const { logger, name } = this.options;
-    this.connection = await amqp.connect(this.options.url, {
+    const urls = splitAmqpUrls(this.options.url);
+    if (urls.length === 0) throw new Error('no RabbitMQ URL');
+    let index = 0;
+    const endpoint = endpointOf(urls[0]);
+    const rotate = (): string => {
+      if (urls.length > 1) {
+        index = (index + 1) % urls.length;
+        Object.assign(endpoint, endpointOf(urls[index]));
+      }
+      return nodeOf(endpoint);
+    };
+    this.connection = await amqp.connect(urls.length === 1 ? urls[0] : endpoint, {
+      // An attempt at a node that does not answer (not even a refusal) gives up, for the next node.
+      timeout: 10_000,
       // Nagle's algorithm would hold a publish (or an ack) back until the previous segment is
       // acknowledged: milliseconds of latency on every confirmed publish. amqplib leaves it on.
       noDelay: true,
@@ -66,19 +119,22 @@ export class ManagedConnection {
         },
       },
     });
+    // 'disconnect' and 'connect-failed' are emitted before the next attempt is scheduled.
     this.connection.on('connect', () => {
       this.up = true;
-      logger.info('rabbitmq connected', { dependency: 'rabbitmq', connection: name });
+      logger.info('rabbitmq connected', { dependency: 'rabbitmq', connection: name, node: nodeOf(endpoint) });
     });
     this.connection.on('disconnect', (err: Error) => {
       this.up = false;
       this.current = null;
       this.options.onDisconnect?.();
-      logger.warn('rabbitmq disconnected, reconnecting', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) });
+      const lost = nodeOf(endpoint);
+      logger.warn('rabbitmq disconnected, reconnecting', { dependency: 'rabbitmq', connection: name, node: lost, next: rotate(), error: errorMessage(err) });
     });
-    this.connection.on('connect-failed', (err: Error) =>
-      logger.warn('rabbitmq unreachable, retrying', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }),
-    );
+    this.connection.on('connect-failed', (err: Error) => {
+      const failed = nodeOf(endpoint);
+      logger.warn('rabbitmq unreachable, retrying', { dependency: 'rabbitmq', connection: name, node: failed, next: rotate(), error: errorMessage(err) });
+    });
     this.connection.on('error', (err: Error) =>
       logger.warn('rabbitmq connection error', { dependency: 'rabbitmq', connection: name, error: errorMessage(err) }),
     );
