@@ -4,7 +4,7 @@ import { IdempotencyStore } from '../api/idempotency';
 import type { Config, Role } from '../config';
 import { redactUrl } from '../config';
 import { createDb, ensureDatabase, migrateLatest, type Db } from '../db/database';
-import { connectRedis, createRedis, type RedisClient } from '../db/redis';
+import { connectRedis, createRedisClient, type RedisClient } from '../db/redis';
 import { ReservationLog } from '../flash-sale/reservations';
 import { SeatHolds } from '../inventory/seat-holds';
 import { SeatInventory } from '../inventory/seat-inventory';
@@ -37,7 +37,13 @@ import type { StopList } from './stop-list';
  */
 export function topologyOf(config: Config): Topology {
   return buildTopology(
-    { namespace: config.NAMESPACE, retryDelaysMs: config.RETRY_DELAYS_MS, paymentWindowMs: config.PAYMENT_WINDOW_MS, queueType: config.QUEUE_TYPE },
+    {
+      namespace: config.NAMESPACE,
+      retryDelaysMs: config.RETRY_DELAYS_MS,
+      paymentWindowMs: config.PAYMENT_WINDOW_MS,
+      queueType: config.QUEUE_TYPE,
+      maxDeliveries: config.MAX_DELIVERIES,
+    },
     [...ORDER_SAGA_STEPS, ...PAY_SAGA_STEPS, RELEASE_ROUTE],
   );
 }
@@ -93,7 +99,7 @@ export async function buildCore(config: Config, role: Role, logger: Logger, cloc
 
   const connectionName = `${config.NAMESPACE} ${role} ${hostname()}:${process.pid}`;
   // Redis refuses client names with spaces (CLIENT SETNAME): the same name, dashed, in CLIENT LIST.
-  const redis = createRedis(config.REDIS_URL, logger, connectionName.replace(/\s+/g, '-'));
+  const redis = createRedisClient(config, logger, connectionName.replace(/\s+/g, '-'));
   stops.push('redis', () => redis.disconnect());
   await connectRedis(redis);
 
