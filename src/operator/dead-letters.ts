@@ -1,3 +1,4 @@
+import { sleep } from '../support/time';
 import type { GetMessage } from 'amqplib';
 import type { Db } from '../db/database';
 import type { Broker } from '../messaging/broker';
@@ -70,8 +71,27 @@ export class DeadLetters {
     const result: RedriveResult = { redriven: 0, dropped: 0 };
     const sagaIds = filter.sagaIds ? new Set(filter.sagaIds) : null;
     const ids = filter.ids ? new Set(filter.ids) : null;
+    const found = new Set<string>();
+    // A resolver pass holds a DLQ's messages for a moment: dead letters asked for by id that were
+    // not seen are looked for again, a few times, once it has put them back.
+    for (let attempt = 0; attempt === 0 || (ids && attempt < 10 && [...ids].some((id) => !found.has(id))); attempt++) {
+      if (attempt > 0) await sleep(100);
+      await this.redrivePass(filter.listener, sagaIds, ids, found, result);
+    }
+    if (result.redriven + result.dropped > 0)
+      this.deps.logger.info('dead letters redriven', { ...result, listener: filter.listener, sagaIds: filter.sagaIds?.slice(0, 20) });
+    return result;
+  }
+
+  private async redrivePass(
+    listener: ConsumerName | undefined,
+    sagaIds: Set<string> | null,
+    ids: Set<string> | null,
+    found: Set<string>,
+    result: RedriveResult,
+  ): Promise<void> {
     for (const watched of this.watched) {
-      if (filter.listener && filter.listener !== watched.consumer) continue;
+      if (listener && listener !== watched.consumer) continue;
       await this.passOver(watched, async (held, bodies) => {
         await this.recordMissing(watched, held);
         const matching = new Set(
@@ -80,6 +100,7 @@ export class DeadLetters {
             .filter(([body, i]) => (!sagaIds || sagaIds.has(String((body as { sagaId?: unknown } | null)?.sagaId))) && (!ids || ids.has(idOf(held[i]))))
             .map(([, i]) => i),
         );
+        for (const i of matching) found.add(idOf(held[i]));
         const settled = await watched.settled(this.deps.db, bodies);
         const dropped = [...matching].filter((i) => settled.has(i));
         const redriven: number[] = [];
@@ -105,9 +126,6 @@ export class DeadLetters {
         return { leave: new Set([...dropped, ...redriven]), resolution: null };
       });
     }
-    if (result.redriven + result.dropped > 0)
-      this.deps.logger.info('dead letters redriven', { ...result, listener: filter.listener, sagaIds: filter.sagaIds?.slice(0, 20) });
-    return result;
   }
 
   /**
