@@ -1,9 +1,7 @@
 import Redis, { Cluster } from 'ioredis';
+import { addressOf, onMastersChanged } from '../db/redis';
 import type { Logger } from '../observability/logger';
 import { errorMessage } from '../observability/logger';
-
-/** How often a cluster's nodes are looked at again (a failover promotes a replica; nodes join). */
-const CLUSTER_REFRESH_MS = 2_000;
 
 /**
  * Redis `expired` keyspace events, from one Redis or from every master of a Redis Cluster.
@@ -17,7 +15,7 @@ const CLUSTER_REFRESH_MS = 2_000;
 export class ExpiredKeyEvents {
   private readonly subscribers = new Map<string, Redis>();
   private readonly flagsSet = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private unfollow: () => void = () => {};
   private stopped = false;
 
   constructor(
@@ -29,13 +27,10 @@ export class ExpiredKeyEvents {
   async start(): Promise<void> {
     this.stopped = false;
     if (this.redis instanceof Cluster) {
-      await this.followCluster(this.redis);
-      const tick = () => {
-        if (this.stopped) return;
-        this.timer = setTimeout(() => void this.followCluster(this.redis as Cluster).finally(tick), CLUSTER_REFRESH_MS);
-        this.timer.unref();
-      };
-      tick();
+      const cluster = this.redis;
+      await this.followCluster(cluster);
+      // A failover promotes a replica, a node joins or leaves: the cluster client says so.
+      this.unfollow = onMastersChanged(cluster, () => void this.followCluster(cluster));
       return;
     }
     const redis = this.redis;
@@ -46,16 +41,16 @@ export class ExpiredKeyEvents {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.unfollow();
     for (const subscriber of this.subscribers.values()) subscriber.disconnect();
     this.subscribers.clear();
   }
 
   /** The masters of the moment each have a subscriber, and every node has the events turned on. */
   private async followCluster(cluster: Cluster): Promise<void> {
-    const masters = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+    const masters = new Map(cluster.nodes('master').map((node) => [addressOf(node), node]));
     for (const node of cluster.nodes('all')) {
-      const address = `${node.options.host}:${node.options.port}`;
+      const address = addressOf(node);
       if (!this.flagsSet.has(address)) await this.enable(node, address);
     }
     for (const [address, subscriber] of this.subscribers) {

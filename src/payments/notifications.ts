@@ -9,9 +9,6 @@ import { answer, FLAG_REASONS, notificationSchema, parseJson, type Notification,
 import { OrderBeingPaid, settleNotification, type SettleDeps, type Settlement } from './settle';
 import { checkFreshness, verifySignature } from './signature';
 
-export { notificationSchema } from './notification';
-export { SIGNATURE_HEADER } from './signature';
-
 /**
  * The payment provider's callback and its reconciliation job.
  *

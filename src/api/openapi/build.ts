@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_STATUS, type ErrorCode } from '../../errors';
-import { SIGNATURE_HEADER } from '../../payments/notifications';
+import { SIGNATURE_HEADER } from '../../payments/signature';
 import { errorShape } from '../responses';
 import type { Operation } from './operation';
 

@@ -1,4 +1,4 @@
-import { notificationSchema } from '../../payments/notifications';
+import { notificationSchema } from '../../payments/notification';
 import { responses } from '../responses';
 import type { Operation } from './operation';
 

@@ -1,5 +1,6 @@
 import express, { Router } from 'express';
-import { SIGNATURE_HEADER, type PaymentNotifications } from '../../payments/notifications';
+import type { PaymentNotifications } from '../../payments/notifications';
+import { SIGNATURE_HEADER } from '../../payments/signature';
 import { BODY_LIMIT_BYTES } from '../request';
 
 /**
