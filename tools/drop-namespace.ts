@@ -1,7 +1,9 @@
-import amqp from 'amqplib';
-import Redis from 'ioredis';
+import amqp, { type ChannelModel } from 'amqplib';
 import knex from 'knex';
-import { deleteKeysWithPrefix } from '../src/db/redis';
+import winston from 'winston';
+import { loadConfig } from '../src/config';
+import { connectRedis, createRedisClient, deleteKeysWithPrefix } from '../src/db/redis';
+import { splitAmqpUrls } from '../src/messaging/amqp/connection';
 
 /**
  * Drops everything one seat-saga instance owns: its database, every exchange and queue under
@@ -18,6 +20,9 @@ export interface Target {
   database: string;
   databaseUrl: string;
   redisUrl: string;
+  /** A Redis Cluster's nodes (REDIS_CLUSTER_NODES' form): keys are deleted on each of its masters. */
+  redisClusterNodes?: string;
+  /** One URL, or several separated by commas (a cluster's nodes): the first that answers is used. */
   amqpUrl: string;
   known?: { queues: string[]; exchanges: string[] };
 }
@@ -40,7 +45,7 @@ export async function dropNamespace(target: Target): Promise<void> {
   for (const kind of ['queues', 'exchanges'] as const) {
     for (const name of await managementNames(kind, target.namespace)) if (!names[kind].includes(name)) names[kind].push(name);
   }
-  const conn = await amqp.connect(target.amqpUrl);
+  const conn = await connectAny(splitAmqpUrls(target.amqpUrl));
   try {
     const ch = await conn.createChannel();
     for (const queue of names.queues) await ch.deleteQueue(queue);
@@ -50,8 +55,28 @@ export async function dropNamespace(target: Target): Promise<void> {
     await conn.close();
   }
 
-  const redis = new Redis(target.redisUrl);
+  const config = loadConfig({ REDIS_URL: target.redisUrl, REDIS_CLUSTER_NODES: target.redisClusterNodes });
+  const redis = createRedisClient(config, winston.createLogger({ silent: true }), 'seat-saga-drop-namespace');
+  await Promise.race([connectRedis(redis), new Promise((_, reject) => setTimeout(() => reject(new Error('Redis did not answer within 10 s')), 10_000))]).catch(
+    (err) => {
+      redis.disconnect();
+      throw err;
+    },
+  );
   await deleteKeysWithPrefix(redis, `${target.namespace}:`).finally(() => redis.disconnect());
+}
+
+/** The first of a cluster's nodes that accepts a connection (a node may be down during a drill). */
+async function connectAny(urls: string[]): Promise<ChannelModel> {
+  let lastError: unknown = new Error('no RabbitMQ URL');
+  for (const url of urls) {
+    try {
+      return await amqp.connect(url);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
 }
 
 /** Names under `<namespace>.` that the RabbitMQ management API lists (none if it is not there). */
@@ -75,6 +100,7 @@ if (require.main === module) {
     database,
     databaseUrl: process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga',
     redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
+    redisClusterNodes: process.env.REDIS_CLUSTER_NODES,
     amqpUrl: process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
   }).then(
     () => process.stdout.write(`dropped ${namespace} and database ${database}\n`),

@@ -18,6 +18,9 @@ export const BASE_ENV = {
   DATABASE_URL: process.env.DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/seat_saga',
   REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0',
   AMQP_URL: process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
+  // On the clusters (npm run test:cluster): a Redis Cluster and quorum queues instead.
+  ...(process.env.REDIS_CLUSTER_NODES ? { REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES } : {}),
+  ...(process.env.QUEUE_TYPE ? { QUEUE_TYPE: process.env.QUEUE_TYPE } : {}),
 };
 
 export interface Isolation {
@@ -99,6 +102,7 @@ export async function cleanup(iso: Isolation, apps: Array<App | null | undefined
     database: iso.database,
     databaseUrl: BASE_ENV.DATABASE_URL,
     redisUrl: BASE_ENV.REDIS_URL,
+    redisClusterNodes: BASE_ENV.REDIS_CLUSTER_NODES,
     amqpUrl: BASE_ENV.AMQP_URL,
     known: topology && topologyNames(topology),
   });
